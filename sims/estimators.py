@@ -1,0 +1,56 @@
+"""Influence estimators, each a (T, n) matrix: test point x training point (DESIGN.md §2).
+
+    IF_i   = -x_0^T A x_i g_i,                A = H^{-1}, H = X^T diag(w) X + lam I
+    NS_i   = IF_i / (1 - w_i h_i),             h_i = x_i^T A x_i   (Newton step = ALO)
+    TRAK_i = -x_0^T P (P^T X^T X P + lamT I_k)^{-1} P^T x_i g_i, averaged over M projections.
+
+TRAK is evaluated as Phi_0 G^{-1} Phi^T with Phi = X P: cost n p k + n k^2 + k^3/3 + T k n flops
+and O((n + p) k) memory per projection; the M projections are generated one at a time inside a
+loop, so P never occupies p x k x M memory.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+
+
+@jax.jit
+def if_ns_influence(X, X0, g, w, A, XA):
+    """(IF, NS, leverage h) from A = H^{-1} and XA = X A."""
+    U = (X0 @ A) @ X.T
+    h = jnp.sum(XA * X, axis=1)
+    IF = -U * g
+    return IF, IF / (1.0 - w * h), h
+
+
+def projection_matrix(key, p: int, k: int, projection: str):
+    """P (p x k): iid N(0, 1/k) ("gaussian") or +-1/sqrt(k) ("rademacher")."""
+    if projection == "gaussian":
+        return jax.random.normal(key, (p, k), dtype=jnp.float64) / jnp.sqrt(k)
+    if projection == "rademacher":
+        return jax.random.rademacher(key, (p, k), dtype=jnp.float64) / jnp.sqrt(k)
+    raise ValueError(f"unknown projection {projection!r}")
+
+
+def _kernel_scores(Phi, Phi0, lam_trak):
+    """Phi_0 (Phi^T Phi + lamT I)^{-1} Phi^T, solving against the T test rows first."""
+    G = Phi.T @ Phi + lam_trak * jnp.eye(Phi.shape[1], dtype=Phi.dtype)
+    Z = jax.scipy.linalg.cho_solve((jnp.linalg.cholesky(G), True), Phi0.T)
+    return Z.T @ Phi.T
+
+
+@partial(jax.jit, static_argnames=("k", "n_proj", "projection"))
+def trak_influence(key, X, X0, g, lam_trak, *, k: int, n_proj: int, projection: str):
+    """TRAK scores (T, n); projection "identity" uses P = I (then k and n_proj are ignored)."""
+    if projection == "identity":
+        return -_kernel_scores(X, X0, lam_trak) * g
+
+    def add_one(m, acc):
+        P = projection_matrix(jax.random.fold_in(key, m), X.shape[1], k, projection)
+        return acc + _kernel_scores(X @ P, X0 @ P, lam_trak)
+
+    acc = jax.lax.fori_loop(0, n_proj, add_one, jnp.zeros((X0.shape[0], X.shape[0]), X.dtype))
+    return -(acc / n_proj) * g

@@ -1,0 +1,162 @@
+"""One simulation = `reps` independent replicates of: data -> fit -> exact LOO, IF, NS, TRAK -> metrics.
+
+`run_replicate` is the unit a sweep calls; `simulate` aggregates replicates into the layout of
+`theory.predict` (estimators x metrics, each with mean and standard error). Randomness: replicate
+r uses key fold_in(PRNGKey(seed), r), so the first replicates of a longer run equal a shorter run.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from theory.errors import InvalidParameterError, NotConvergedError
+from theory.params import ModelParams, check_int, check_real, validate_model
+
+from .data import make_data
+from .estimators import if_ns_influence, trak_influence
+from .fit import check_fit, hessian_inverse, newton_fit
+from .loo import DEFAULT_MEMORY_BUDGET, exact_loo
+from .metrics import METRICS, default_top_m, mean_and_se, row_metrics
+
+ESTIMATORS = ("if", "ns", "trak")
+
+
+@dataclass(frozen=True)
+class SimParams:
+    """Validated simulation settings: the model parameters plus finite sizes."""
+
+    model: ModelParams
+    p: int
+    n: int
+    k: int
+    n_test: int
+    reps: int
+    seed: int
+    top_m: int
+    tol: float = 1e-10
+    memory_budget: int = DEFAULT_MEMORY_BUDGET
+
+    def asdict(self) -> dict:
+        d = self.model.asdict()
+        d.update({k: v for k, v in asdict(self).items() if k != "model"})
+        return d
+
+
+def validate_sim(*, p=200, n_test=20, reps=2, seed=0, top_m=None, tol=1e-10,
+                 memory_budget=DEFAULT_MEMORY_BUDGET, **model) -> SimParams:
+    """Check the simulation settings (see `simulate`); raise `InvalidParameterError` on bad input."""
+    m = validate_model(**model)
+    p = check_int("p", p, lo=2, hi=200_000)
+    n = int(round(m.delta * p))
+    if n < 4:
+        raise InvalidParameterError(f"n = round(delta * p) must be >= 4, got {n} (delta = {m.delta:g}, p = {p}).")
+    k = p if m.projection == "identity" else max(1, int(round(m.kappa * p)))
+    if m.lam_trak == 0.0 and m.projection != "identity" and k >= n:
+        raise InvalidParameterError(f"lam_trak = 0 needs k < n, got k = {k}, n = {n}; use lam_trak > 0.")
+    n_test = check_int("n_test", n_test, lo=1, hi=100_000)
+    reps = check_int("reps", reps, lo=1, hi=100_000)
+    seed = check_int("seed", seed, lo=0, hi=2**63 - 1)
+    top_m = default_top_m(n) if top_m is None else check_int("top_m", top_m, lo=1, hi=n)
+    tol = check_real("tol", tol, lo=1e-15, hi=1e-4)
+    memory_budget = check_int("memory_budget", memory_budget, lo=2**20)
+    return SimParams(m, p, n, k, n_test, reps, seed, top_m, tol, memory_budget)
+
+
+@dataclass
+class ReplicateResult:
+    metrics: dict                      # estimator -> metric -> (T,) array
+    diagnostics: dict
+    influence: dict = field(default_factory=dict)   # "loo", "if", "ns", "trak" -> (T, n), if kept
+
+
+def replicate_key(seed: int, rep: int):
+    return jax.random.fold_in(jax.random.PRNGKey(seed), rep)
+
+
+def run_replicate(sp: SimParams, rep: int, *, keep_influence: bool = False,
+                  progress=None) -> ReplicateResult:
+    """Replicate `rep` of `sp`: draw data, fit, exact LOO, estimators, per-test-point metrics."""
+    m = sp.model
+    t0 = time.perf_counter()
+    k_data, k_proj = jax.random.split(replicate_key(sp.seed, rep))
+    data = make_data(k_data, family=m.family, n=sp.n, p=sp.p, n_test=sp.n_test,
+                     gamma=m.gamma, sigma=m.sigma)
+    fit = newton_fit(data.X, data.y, m.lam, family=m.family, tol=min(sp.tol, 1e-10))
+    check_fit(fit, data.X, data.y, m.lam, m.family)
+    A = hessian_inverse(data.X, fit.w, m.lam)
+    if not bool(jnp.all(jnp.isfinite(A))):
+        raise NotConvergedError("the Hessian at the fitted coefficients is numerically singular; use lam > 0.")
+    XA = data.X @ A
+    loo = exact_loo(m.family, data.X, data.y, data.X0, fit, A, m.lam, XA=XA, tol=sp.tol,
+                    memory_budget=sp.memory_budget, progress=progress)
+    IF, NS, h = if_ns_influence(data.X, data.X0, fit.g, fit.w, A, XA)
+    TRAK = trak_influence(k_proj, data.X, data.X0, fit.g, m.lam_trak, k=sp.k, n_proj=m.n_proj,
+                          projection=m.projection)
+    influence = {"loo": loo.values, "if": np.asarray(IF), "ns": np.asarray(NS), "trak": np.asarray(TRAK)}
+    loo_j = jnp.asarray(loo.values)
+    metrics = {}
+    for name in ESTIMATORS:
+        est = influence[name]
+        if not np.all(np.isfinite(est)):
+            raise NotConvergedError(f"the {name.upper()} estimator produced non-finite values; "
+                                    "its Gram matrix is numerically singular (increase lam_trak).")
+        metrics[name] = {k: np.asarray(v) for k, v in row_metrics(jnp.asarray(est), loo_j, top_m=sp.top_m).items()}
+    diagnostics = {
+        "newton_steps": int(fit.n_iter),
+        "loo_chord_steps_mean": float(loo.n_iter.mean()),
+        "loo_chord_steps_max": int(loo.n_iter.max()),
+        "mean_leverage": float(jnp.mean(h)),
+        "mean_w": float(jnp.mean(fit.w)),
+        "overlap_m": float(fit.beta @ data.beta_star / sp.p),
+        "norm2_beta_hat": float(fit.beta @ fit.beta / sp.p),
+        "wall_time_s": time.perf_counter() - t0,
+    }
+    return ReplicateResult(metrics, diagnostics, influence if keep_influence else {})
+
+
+def aggregate(sp: SimParams, results: list[ReplicateResult]) -> dict:
+    """Mean and standard error over replicates and test points, in the layout of `theory.predict`."""
+    estimators = {
+        name: {metric: dict(zip(("mean", "se"),
+                                mean_and_se(np.stack([r.metrics[name][metric] for r in results]))))
+               for metric in METRICS}
+        for name in ESTIMATORS
+    }
+    diag_keys = results[0].diagnostics.keys()
+    diagnostics = {key: float(np.mean([r.diagnostics[key] for r in results])) for key in diag_keys}
+    diagnostics["wall_time_s"] = float(np.sum([r.diagnostics["wall_time_s"] for r in results]))
+    diagnostics["loo_chord_steps_max"] = int(max(r.diagnostics["loo_chord_steps_max"] for r in results))
+    diagnostics["device"] = str(jax.devices()[0].platform)
+    diagnostics["jax_version"] = jax.__version__
+    return {"config": sp.asdict(), "estimators": estimators, "diagnostics": diagnostics}
+
+
+def simulate(*, family="logistic", p=200, delta=2.0, kappa=0.5, lam=0.1, lam_trak=0.0, gamma=1.0,
+             sigma=0.5, n_proj=1, projection="gaussian", n_test=20, reps=2, seed=0, top_m=None,
+             tol=1e-10, memory_budget=DEFAULT_MEMORY_BUDGET, progress=False) -> dict:
+    """Simulate exact LOO, IF, NS (ALO) and TRAK on ridge GLMs and score them against LOO.
+
+    Sizes: n = round(delta p) training points, k = round(kappa p) projection size, n_test test
+    points, `reps` independent replicates from `seed`. Returns {"config", "estimators",
+    "diagnostics"}; estimators[e][metric] = {"mean", "se"} for e in ("if", "ns", "trak") and the
+    metrics of `sims.metrics`. Raises InvalidParameterError, EstimatorDoesNotExistError or
+    NotConvergedError (all from `theory.errors`).
+    """
+    sp = validate_sim(family=family, p=p, delta=delta, kappa=kappa, lam=lam, lam_trak=lam_trak,
+                      gamma=gamma, sigma=sigma, n_proj=n_proj, projection=projection, n_test=n_test,
+                      reps=reps, seed=seed, top_m=top_m, tol=tol, memory_budget=memory_budget)
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+        bar = tqdm(total=sp.reps * sp.n, desc="exact LOO", unit="pt", leave=False)
+    try:
+        results = [run_replicate(sp, r, progress=bar.update if bar else None) for r in range(sp.reps)]
+    finally:
+        if bar is not None:
+            bar.close()
+    return aggregate(sp, results)

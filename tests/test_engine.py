@@ -1,0 +1,122 @@
+"""Fit, exact LOO and estimators against brute force and exact identities."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from sims.data import make_data
+from sims.estimators import if_ns_influence, projection_matrix, trak_influence
+from sims.fit import check_fit, hessian_inverse, newton_fit
+from sims.loo import exact_loo
+from theory.errors import EstimatorDoesNotExistError, NotConvergedError
+
+FAMILIES = ["gaussian", "logistic", "poisson"]
+
+
+def _setup(family, n=48, p=24, T=3, lam=0.3, gamma=1.0, seed=0):
+    d = make_data(jax.random.PRNGKey(seed), family=family, n=n, p=p, n_test=T, gamma=gamma, sigma=0.5)
+    fit = check_fit(newton_fit(d.X, d.y, lam, family=family), d.X, d.y, lam, family)
+    A = hessian_inverse(d.X, fit.w, lam)
+    return d, fit, A
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_fit_reaches_tolerance_and_stationarity(family):
+    d, fit, _ = _setup(family)
+    assert float(fit.rel_grad) <= 1e-10
+    grad = d.X.T @ fit.g + 0.3 * fit.beta
+    assert float(jnp.linalg.norm(grad)) < 1e-9
+
+
+def test_gaussian_fit_is_ridge_closed_form():
+    d, fit, _ = _setup("gaussian")
+    X, y = np.asarray(d.X), np.asarray(d.y)
+    beta = np.linalg.solve(X.T @ X + 0.3 * np.eye(X.shape[1]), X.T @ y)
+    np.testing.assert_allclose(fit.beta, beta, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_exact_loo_equals_refits_from_scratch(family):
+    lam = 0.3
+    d, fit, A = _setup(family, lam=lam)
+    loo = exact_loo(family, d.X, d.y, d.X0, fit, A, lam, chunk_size=7)   # ragged last chunk
+    n = d.X.shape[0]
+    brute = np.empty((d.X0.shape[0], n))
+    for i in range(n):
+        keep = np.arange(n) != i
+        refit = newton_fit(d.X[keep], d.y[keep], lam, family=family, tol=1e-13, max_iter=200)
+        brute[:, i] = np.asarray(d.X0 @ (fit.beta - refit.beta))
+    np.testing.assert_allclose(loo.values, brute, rtol=0, atol=1e-8)
+    assert np.abs(brute).max() > 1e-2   # the comparison is not between zeros
+
+
+def test_loo_is_independent_of_chunking():
+    d, fit, A = _setup("logistic")
+    a = exact_loo("logistic", d.X, d.y, d.X0, fit, A, 0.3, chunk_size=5).values
+    b = exact_loo("logistic", d.X, d.y, d.X0, fit, A, 0.3, chunk_size=48).values
+    np.testing.assert_allclose(a, b, rtol=0, atol=1e-12)
+
+
+def test_newton_step_is_exact_loo_for_gaussian():
+    d, fit, A = _setup("gaussian", n=60, p=40)
+    loo = exact_loo("gaussian", d.X, d.y, d.X0, fit, A, 0.3)
+    _, NS, _ = if_ns_influence(d.X, d.X0, fit.g, fit.w, A, d.X @ A)
+    np.testing.assert_allclose(NS, loo.values, rtol=0, atol=1e-10)
+    assert loo.n_iter.max() == 1
+
+
+def test_trak_without_projection_and_same_ridge_equals_if_for_gaussian():
+    lam = 0.3
+    d, fit, A = _setup("gaussian", lam=lam)
+    IF, _, _ = if_ns_influence(d.X, d.X0, fit.g, fit.w, A, d.X @ A)
+    TRAK = trak_influence(jax.random.PRNGKey(0), d.X, d.X0, fit.g, lam, k=24, n_proj=1, projection="identity")
+    np.testing.assert_allclose(TRAK, IF, rtol=1e-10, atol=1e-13)
+
+
+@pytest.mark.parametrize("projection", ["gaussian", "rademacher"])
+@pytest.mark.parametrize("lam_trak", [0.0, 0.05])
+def test_trak_equals_direct_numpy_formula(projection, lam_trak):
+    """phi_0^T (Phi^T Phi + lamT I)^{-1} phi_i Q_ii with Q_ii = -g_i, averaged over M projections."""
+    d, fit, _ = _setup("logistic")
+    key, k, M = jax.random.PRNGKey(5), 10, 3
+    got = trak_influence(key, d.X, d.X0, fit.g, lam_trak, k=k, n_proj=M, projection=projection)
+    X, X0, g = np.asarray(d.X), np.asarray(d.X0), np.asarray(fit.g)
+    want = np.zeros_like(np.asarray(got))
+    for m in range(M):
+        P = np.asarray(projection_matrix(jax.random.fold_in(key, m), X.shape[1], k, projection))
+        Phi, Phi0 = X @ P, X0 @ P
+        want += Phi0 @ np.linalg.inv(Phi.T @ Phi + lam_trak * np.eye(k)) @ Phi.T * (-g)
+    np.testing.assert_allclose(got, want / M, rtol=1e-9, atol=1e-12)
+
+
+def test_projection_entries_have_the_documented_law():
+    P = np.asarray(projection_matrix(jax.random.PRNGKey(0), 400, 100, "gaussian"))
+    assert abs(P.var() * 100 - 1.0) < 0.02 and abs(P.mean()) < 0.01
+    R = np.asarray(projection_matrix(jax.random.PRNGKey(0), 400, 100, "rademacher"))
+    np.testing.assert_allclose(np.abs(R), 0.1)
+
+
+def test_if_and_ns_match_their_definitions():
+    d, fit, A = _setup("poisson")
+    X, X0, g, w = (np.asarray(a) for a in (d.X, d.X0, fit.g, fit.w))
+    H = X.T @ (w[:, None] * X) + 0.3 * np.eye(X.shape[1])
+    Ainv = np.linalg.inv(H)
+    IF, NS, h = if_ns_influence(d.X, d.X0, fit.g, fit.w, A, d.X @ A)
+    np.testing.assert_allclose(IF, -(X0 @ Ainv @ X.T) * g, rtol=1e-9, atol=1e-13)
+    np.testing.assert_allclose(h, np.einsum("ij,jk,ik->i", X, Ainv, X), rtol=1e-10)
+    np.testing.assert_allclose(NS, np.asarray(IF) / (1 - w * np.asarray(h)), rtol=1e-10)
+
+
+def test_separable_logistic_without_ridge_has_no_estimator():
+    d = make_data(jax.random.PRNGKey(0), family="logistic", n=30, p=20, n_test=1, gamma=5.0, sigma=0.0)
+    fit = newton_fit(d.X, d.y, 0.0, family="logistic")
+    with pytest.raises(EstimatorDoesNotExistError, match="separable"):
+        check_fit(fit, d.X, d.y, 0.0, "logistic")
+
+
+def test_non_convergence_is_a_named_error():
+    d = make_data(jax.random.PRNGKey(0), family="poisson", n=40, p=20, n_test=1, gamma=1.0, sigma=0.0)
+    fit = newton_fit(d.X, d.y, 0.1, family="poisson", max_iter=1)
+    with pytest.raises(NotConvergedError, match="iteration cap"):
+        check_fit(fit, d.X, d.y, 0.1, "poisson")

@@ -1,0 +1,76 @@
+"""GLM families: derivatives, proximal maps and samplers."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from theory.errors import InvalidParameterError
+from theory.families import FAMILIES, get_family
+
+NAMES = list(FAMILIES)
+
+
+def _responses(name, n, rng):
+    if name == "gaussian":
+        return rng.normal(size=n)
+    if name == "logistic":
+        return rng.integers(0, 2, size=n).astype(float)
+    return rng.poisson(2.0, size=n).astype(float)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_derivatives_match_autodiff(name):
+    fam = get_family(name)
+    rng = np.random.default_rng(0)
+    y = jnp.asarray(_responses(name, 50, rng))
+    eta = jnp.asarray(rng.normal(size=50))
+    g = jax.vmap(jax.grad(fam.loss, argnums=1))(y, eta)
+    w = jax.vmap(jax.grad(fam.grad, argnums=1))(y, eta)
+    np.testing.assert_allclose(fam.grad(y, eta), g, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(fam.hess(y, eta), w, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_prox_solves_its_equation_and_has_implicit_derivative(name):
+    fam = get_family(name)
+    rng = np.random.default_rng(1)
+    y = jnp.asarray(_responses(name, 200, rng))
+    z = jnp.asarray(rng.normal(scale=5.0, size=200))
+    c = jnp.asarray(rng.uniform(0.01, 20.0, size=200))
+    eta = fam.prox(y, z, c)
+    np.testing.assert_allclose(eta + c * fam.grad(y, eta), z, rtol=1e-12, atol=1e-11)
+    # derivative in z by finite differences against the custom JVP
+    h = 1e-6
+    fd = (fam.prox(y, z + h, c) - fam.prox(y, z - h, c)) / (2 * h)
+    jvp = jax.jvp(lambda zz: fam.prox(y, zz, c), (z,), (jnp.ones_like(z),))[1]
+    np.testing.assert_allclose(jvp, fd, rtol=1e-6, atol=1e-8)
+    fd_c = (fam.prox(y, z, c + h) - fam.prox(y, z, c - h)) / (2 * h)
+    jvp_c = jax.jvp(lambda cc: fam.prox(y, z, cc), (c,), (jnp.ones_like(c),))[1]
+    np.testing.assert_allclose(jvp_c, fd_c, rtol=1e-5, atol=1e-7)
+
+
+def test_poisson_prox_is_overflow_free():
+    fam = get_family("poisson")
+    eta = fam.prox(jnp.asarray([0.0, 1e6]), jnp.asarray([800.0, 50.0]), jnp.asarray([1e3, 1e-3]))
+    assert bool(jnp.all(jnp.isfinite(eta)))
+    np.testing.assert_allclose(eta + jnp.asarray([1e3, 1e-3]) * fam.grad(jnp.asarray([0.0, 1e6]), eta),
+                               [800.0, 50.0], rtol=1e-12)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_sampler_matches_response_law(name):
+    fam = get_family(name)
+    s = jnp.full(200_000, 0.7)
+    y = fam.sample(jax.random.PRNGKey(3), s, 0.5)
+    values, probs = fam.response_law(jnp.asarray(0.7), 0.5, 40)
+    mean = float(jnp.sum(values * probs))
+    var = float(jnp.sum(values**2 * probs)) - mean**2
+    assert abs(float(jnp.sum(probs)) - 1.0) < 1e-10
+    assert abs(float(y.mean()) - mean) < 5 * np.sqrt(var / y.size)
+    assert y.dtype == jnp.float64
+
+
+def test_unknown_family_is_a_named_error():
+    with pytest.raises(InvalidParameterError, match="family must be one of"):
+        get_family("probit")

@@ -1,0 +1,72 @@
+"""`sims.simulate`: layout, determinism, replicate prefix property, validation."""
+
+import numpy as np
+import pytest
+
+import sims
+from theory.errors import InvalidParameterError
+
+SMALL = dict(family="logistic", p=40, delta=2.0, kappa=0.5, lam=0.2, n_test=4, reps=2, seed=7)
+
+
+@pytest.fixture(scope="module")
+def small_result():
+    return sims.simulate(**SMALL)
+
+
+def test_layout_matches_predict_layout(small_result):
+    assert set(small_result["estimators"]) == {"if", "ns", "trak"}
+    for row in small_result["estimators"].values():
+        assert set(row) == {"pearson", "spearman", "rel_error", "scale", "top_overlap"}
+        for cell in row.values():
+            assert np.isfinite(cell["mean"]) and cell["se"] >= 0
+    assert small_result["config"]["n"] == 80 and small_result["config"]["k"] == 20
+
+
+def test_ns_is_closer_to_loo_than_if(small_result):
+    est = small_result["estimators"]
+    assert est["ns"]["rel_error"]["mean"] < est["if"]["rel_error"]["mean"]
+    assert est["ns"]["pearson"]["mean"] > 0.99
+
+
+def test_same_seed_same_numbers(small_result):
+    again = sims.simulate(**SMALL)
+    assert again["estimators"] == small_result["estimators"]
+
+
+def test_replicates_are_a_prefix_of_longer_runs():
+    sp2 = sims.validate_sim(**{**SMALL, "reps": 2})
+    a = sims.run_replicate(sp2, 1)
+    b = sims.run_replicate(sims.validate_sim(**{**SMALL, "reps": 5}), 1)
+    for name in ("if", "ns", "trak"):
+        np.testing.assert_array_equal(a.metrics[name]["pearson"], b.metrics[name]["pearson"])
+
+
+def test_different_seeds_differ(small_result):
+    other = sims.simulate(**{**SMALL, "seed": 8})
+    assert other["estimators"]["trak"]["pearson"] != small_result["estimators"]["trak"]["pearson"]
+
+
+@pytest.mark.parametrize("bad, match", [
+    (dict(p=0), "p must be >= 2"),
+    (dict(p=3.5), "p must be an integer"),
+    (dict(kappa=1.5), "kappa must be <= 1"),
+    (dict(kappa=0.0), "kappa must be > 0"),
+    (dict(lam=-1.0), "lam must be >= 0"),
+    (dict(lam=float("nan")), "lam must be finite"),
+    (dict(family="probit"), "family must be one of"),
+    (dict(projection="sparse"), "projection must be one of"),
+    (dict(n_proj=0), "n_proj must be >= 1"),
+    (dict(delta=-2.0), "delta must be > 0"),
+    (dict(delta=0.01, lam_trak=0.1), "n = round"),
+    (dict(kappa=1.0, delta=1.0, lam_trak=0.0), "lam_trak = 0 needs k < n"),
+    (dict(projection="identity", kappa=0.5), "kappa must be 1"),
+    (dict(lam=0.0, delta=0.5, lam_trak=0.1), "lam = 0 needs n > p"),
+    (dict(n_test=0), "n_test must be >= 1"),
+    (dict(seed=-1), "seed must be >= 0"),
+    (dict(reps="2"), "reps must be an integer"),
+    (dict(top_m=10_000), "top_m must be <= 80"),
+])
+def test_invalid_input_raises_named_error(bad, match):
+    with pytest.raises(InvalidParameterError, match=match):
+        sims.simulate(**{**SMALL, **bad})
