@@ -129,6 +129,40 @@ def format_simulation(result: dict) -> str:
     return "\n".join(lines)
 
 
+# -------------------------------------------------------------------------------------- sweep
+def _add_sweep(sub) -> None:
+    p = sub.add_parser(
+        "sweep", help="run a TOML parameter sweep (cached, resumable) into a tidy CSV table",
+        description="Run every (configuration, replicate) of a TOML sweep spec (see specs/ and "
+                    "sims/sweep.py). Finished points are cached by a content hash of their "
+                    "configuration: an interrupted sweep resumes where it stopped, and the table "
+                    "(one row per configuration x replicate x estimator x metric) is rebuilt "
+                    "atomically. pandas: pd.read_csv('<out>/table.csv').")
+    p.add_argument("spec", help="path of the TOML spec")
+    p.add_argument("--out", default=None, help="store directory (default: results/<spec name>)")
+    p.add_argument("--max-points", type=_int, default=None,
+                   help="stop after this many new points (default: run all)")
+    p.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.set_defaults(run=_run_sweep)
+
+
+def _run_sweep(args) -> int:
+    from sims.sweep import load_spec, run_sweep
+
+    spec = load_spec(args.spec)
+    if args.max_points is not None and args.max_points < 0:
+        raise InvalidParameterError(f"max_points must be >= 0, got {args.max_points}.")
+    summary = run_sweep(spec, args.out, progress=not (args.no_progress or args.json),
+                        max_units=args.max_points)
+    if args.json:
+        print(json.dumps(summary.asdict(), indent=2))
+    else:
+        print(f"sweep {summary.name}: {summary.computed} points computed, {summary.cached} cached, "
+              f"{summary.total} in all ({summary.wall_time_s:.1f} s); table: {summary.table}")
+    return 0
+
+
 # --------------------------------------------------------------------------------------- main
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
@@ -140,7 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-SUBCOMMANDS = [_add_simulate]
+SUBCOMMANDS = [_add_simulate, _add_sweep]
 
 
 def main(argv=None) -> int:
@@ -160,6 +194,10 @@ def main(argv=None) -> int:
     except NotConvergedError as e:
         print(f"trak-sim: not converged: {e}", file=sys.stderr)
         return EXIT_NOT_CONVERGED
+    except OSError as e:   # files the user named: unreadable, unwritable, full disk
+        where = f" ({e.filename})" if getattr(e, "filename", None) else ""
+        print(f"trak-sim: error: {e.strerror or e}{where}.", file=sys.stderr)
+        return EXIT_INVALID
     except KeyboardInterrupt:
         print("trak-sim: interrupted.", file=sys.stderr)
         return EXIT_INTERRUPTED

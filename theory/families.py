@@ -23,7 +23,13 @@ from jax.scipy.special import gammaln
 
 from .errors import InvalidParameterError
 
-_PROX_ITERS = 60
+_PROX_MAX_ITERS = 100
+
+
+def _prox_running(state):
+    """Continue a prox iteration until every last step is below 4 ulp of the iterate (or the cap)."""
+    u, _, _, step, it = state
+    return jnp.any(step > 4e-16 * (1.0 + jnp.abs(u))) & (it < _PROX_MAX_ITERS)
 
 
 @dataclass(frozen=True)
@@ -123,8 +129,8 @@ def _logit_prox_solve(y, z, c):
     y, z, c = jnp.broadcast_arrays(*(jnp.asarray(a, dtype=jnp.result_type(float)) for a in (y, z, c)))
     lo, hi = z - c * (1.0 - y), z + c * y
 
-    def body(_, state):
-        u, lo, hi, dx_old = state
+    def body(state):
+        u, lo, hi, dx_old, it = state
         p = jax.nn.sigmoid(u)
         f = u + c * (p - y) - z
         lo = jnp.where(f < 0, u, lo)
@@ -132,9 +138,9 @@ def _logit_prox_solve(y, z, c):
         newton = u - f / (1.0 + c * p * (1.0 - p))
         bisect = (newton <= lo) | (newton >= hi) | (2.0 * jnp.abs(newton - u) > jnp.abs(dx_old))
         u_new = jnp.where(f == 0, u, jnp.where(bisect, 0.5 * (lo + hi), newton))
-        return u_new, lo, hi, jnp.abs(u_new - u)
+        return u_new, lo, hi, jnp.abs(u_new - u), it + 1
 
-    u, _, _, _ = jax.lax.fori_loop(0, _PROX_ITERS, body, (0.5 * (lo + hi), lo, hi, hi - lo))
+    u, *_ = jax.lax.while_loop(_prox_running, body, (0.5 * (lo + hi), lo, hi, hi - lo, 0))
     return u
 
 
@@ -171,11 +177,14 @@ def _pois_prox_solve(y, z, c):
     b = z + c * y
     u0 = jnp.minimum(b, jnp.log1p(jnp.maximum(b, 0.0) / c))
 
-    def body(_, u):
+    def body(state):
+        u, _, _, _, it = state
         e = c * jnp.exp(u)
-        return u - (u + e - b) / (1.0 + e)
+        u_new = u - (u + e - b) / (1.0 + e)
+        return u_new, None, None, jnp.abs(u_new - u), it + 1
 
-    return jax.lax.fori_loop(0, _PROX_ITERS, body, u0)
+    u, *_ = jax.lax.while_loop(_prox_running, body, (u0, None, None, jnp.full_like(u0, jnp.inf), 0))
+    return u
 
 
 def _pois_sample(key, s, sigma):

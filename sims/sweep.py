@@ -1,0 +1,210 @@
+"""Declarative parameter sweeps: a TOML spec -> cached, resumable simulation points -> tidy table.
+
+Spec format (every key is a `sims.simulate` parameter; see specs/*.toml):
+
+    name = "corr_vs_delta"            # optional, default: the file name
+    description = "..."               # optional
+    [defaults]                        # shared values
+    family = "logistic"
+    p = 200
+    reps = 4
+    [grid]                            # cartesian product of lists
+    delta = [0.5, 1.0, 2.0, 4.0]
+    kappa = [0.1, 0.5]
+    [[points]]                        # optional explicit settings, crossed with the grid
+    lam = 0.1
+    [theory]                          # optional, read by figure scripts only (dense theory curves)
+
+Each (configuration, replicate) is one unit of work, cached under a content hash of its
+configuration (`store.config_hash`), so a restarted sweep recomputes nothing that finished and
+adding replicates or grid values reuses the old points. Compiled kernels are reused across
+points of equal shapes (n, p, k, n_test), so only new shapes compile.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+from theory.errors import InvalidParameterError
+
+from .simulate import SimParams, run_replicate, validate_sim
+from .store import Store, config_hash
+
+SWEEP_KEYS = ("family", "p", "delta", "kappa", "lam", "lam_trak", "gamma", "sigma", "n_proj",
+              "projection", "n_test", "reps", "seed", "top_m", "tol")
+SPEC_SECTIONS = ("name", "description", "defaults", "grid", "points", "theory", "figure")
+
+
+@dataclass(frozen=True)
+class Spec:
+    name: str
+    description: str
+    configs: tuple           # validated SimParams, one per configuration
+    raw: dict                # the parsed TOML (theory / figure sections are read by figures)
+
+
+def load_spec(path) -> Spec:
+    """Parse and validate a sweep spec; raise InvalidParameterError with one sentence on error."""
+    path = Path(path)
+    if not path.is_file():
+        raise InvalidParameterError(f"sweep spec {str(path)!r} does not exist or is not a file.")
+    try:
+        raw = tomllib.loads(path.read_text())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise InvalidParameterError(f"cannot parse sweep spec {str(path)!r}: {e}.") from None
+    return parse_spec(raw, default_name=path.stem)
+
+
+def parse_spec(raw: dict, default_name: str = "sweep") -> Spec:
+    """Validate a parsed spec and expand it into configurations."""
+    unknown = sorted(set(raw) - set(SPEC_SECTIONS))
+    if unknown:
+        raise InvalidParameterError(
+            f"unknown top-level key {unknown[0]!r} in sweep spec; allowed: {', '.join(SPEC_SECTIONS)}.")
+    name = raw.get("name", default_name)
+    if not isinstance(name, str) or not name or any(ch in name for ch in "/\\ "):
+        raise InvalidParameterError(f"sweep name must be a non-empty word without spaces or slashes, got {name!r}.")
+    defaults = _table(raw, "defaults")
+    grid = _table(raw, "grid")
+    points = raw.get("points", [{}])
+    if not isinstance(points, list) or not all(isinstance(p, dict) for p in points) or not points:
+        raise InvalidParameterError("'points' must be a non-empty array of tables ([[points]]).")
+    for section, table in [("defaults", defaults), ("grid", grid)] + [("points", p) for p in points]:
+        bad = sorted(set(table) - set(SWEEP_KEYS))
+        if bad:
+            raise InvalidParameterError(
+                f"unknown parameter {bad[0]!r} in [{section}]; allowed: {', '.join(SWEEP_KEYS)}.")
+    for key, values in grid.items():
+        if not isinstance(values, list) or not values:
+            raise InvalidParameterError(f"grid entry {key!r} must be a non-empty list, got {values!r}.")
+    keys = list(grid)
+    configs = []
+    for combo in itertools.product(*(grid[k] for k in keys)):
+        for pt in points:
+            settings = {**defaults, **dict(zip(keys, combo)), **pt}
+            try:
+                configs.append(validate_sim(**settings))
+            except InvalidParameterError as e:
+                raise InvalidParameterError(f"invalid sweep point {_describe(settings)}: {e}") from None
+    unique = tuple(dict.fromkeys(configs))
+    return Spec(name, str(raw.get("description", "")), unique, raw)
+
+
+def _table(raw, key):
+    value = raw.get(key, {})
+    if not isinstance(value, dict):
+        raise InvalidParameterError(f"[{key}] must be a table, got {type(value).__name__}.")
+    return value
+
+
+def _describe(settings: dict) -> str:
+    return "{" + ", ".join(f"{k}={v!r}" for k, v in settings.items()) + "}"
+
+
+def units(spec: Spec):
+    """(SimParams, replicate, hash) for every unit of work of the spec."""
+    for sp in spec.configs:
+        cfg = sp.asdict()
+        for rep in range(sp.reps):
+            yield sp, rep, config_hash(cfg, rep)
+
+
+def code_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        v = version("trak-sim")
+    except PackageNotFoundError:   # pragma: no cover
+        v = "unknown"
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                                cwd=Path(__file__).parent, timeout=5).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        commit = ""
+    return f"{v}+{commit}" if commit else v
+
+
+def point_record(spec_name: str, sp: SimParams, rep: int, h: str, result, wall: float, version: str) -> dict:
+    import jax
+    import numpy as np
+
+    metrics = {est: {m: {"mean": float(np.mean(v)), "se": float(np.std(v, ddof=1) / np.sqrt(v.size))
+                         if v.size > 1 else 0.0, "n": int(v.size)} for m, v in row.items()}
+               for est, row in result.metrics.items()}
+    return {"hash": h, "spec": spec_name, "config": sp.asdict(), "rep": rep, "metrics": metrics,
+            "diagnostics": result.diagnostics,
+            "meta": {"wall_time_s": wall, "code_version": version, "jax_version": jax.__version__,
+                     "device": jax.devices()[0].platform,
+                     "finished": time.strftime("%Y-%m-%dT%H:%M:%S")}}
+
+
+def compute_unit(spec_name: str, sp: SimParams, rep: int, h: str, version: str) -> dict:
+    """Run one replicate and return its point record (pure: no file I/O)."""
+    t0 = time.perf_counter()
+    result = run_replicate(sp, rep)
+    return point_record(spec_name, sp, rep, h, result, time.perf_counter() - t0, version)
+
+
+@dataclass
+class SweepSummary:
+    name: str
+    out_dir: str
+    table: str
+    total: int
+    cached: int
+    computed: int
+    wall_time_s: float
+
+    def asdict(self) -> dict:
+        return dict(self.__dict__)
+
+
+def run_sweep(spec: Spec | str | Path, out_dir=None, *, progress: bool = True,
+              max_units: int | None = None) -> SweepSummary:
+    """Run every unfinished unit of `spec` and rebuild the table (see module docstring).
+
+    `out_dir` defaults to results/<spec name>. `max_units` stops after that many new units
+    (used by tests of resumption). Ctrl-C keeps every finished point and the table consistent.
+    """
+    spec = spec if isinstance(spec, Spec) else load_spec(spec)
+    store = Store(Path(out_dir) if out_dir is not None else Path("results") / spec.name)
+    try:
+        store.points.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise InvalidParameterError(
+            f"cannot create the output directory {str(store.root)!r}: {e.strerror}.") from None
+    todo = list(units(spec))
+    missing = [u for u in todo if not store.has(u[2])]
+    pending = missing if max_units is None else missing[:max_units]
+    version = code_version()
+    t0 = time.perf_counter()
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+        bar = tqdm(total=len(pending), desc=f"sweep {spec.name}", unit="pt")
+    try:
+        for sp, rep, h in pending:
+            store.put(h, compute_unit(spec.name, sp, rep, h, version))
+            if bar is not None:
+                bar.update(1)
+    finally:
+        if bar is not None:
+            bar.close()
+        table = store.write_table(spec.name)
+    return SweepSummary(spec.name, str(store.root), str(table), len(todo), len(todo) - len(missing),
+                        len(pending), time.perf_counter() - t0)
+
+
+def summary_json(summary: SweepSummary) -> str:
+    return json.dumps(summary.asdict(), indent=2)

@@ -1,0 +1,95 @@
+"""Quadrature of the limit law of one training point of the fitted ridge GLM.
+
+Limit law (docs/theory.md §1): nu, xi iid N(0, 1), s = gamma nu = x^T beta*, y | s from the family,
+the cavity field z = x^T beta_hat_{-i} = a nu + r xi (a = m / gamma, m = <beta*, beta_hat>/p),
+eta = prox_{c l(y, .)}(z) = x^T beta_hat, g = l'(y, eta), w = l''(y, eta).
+
+Expectations E[f(nu, y, g, w)] are tensor Gauss–Hermite sums over (nu, xi) times the law of y | s:
+exact for logistic ({0, 1}), an exact pmf window for poisson (the window of y values around e^s
+that carries all but ~1e-15 of the mass), Gauss–Hermite in the noise for gaussian.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from scipy import stats
+
+from .families import get_family
+
+DEFAULT_NODES = 40
+_PRUNE = 1e-15
+
+
+@lru_cache(maxsize=64)
+def _hermite(n: int):
+    """Probabilists' Gauss–Hermite rule for N(0, 1): nodes and weights summing to 1."""
+    x, w = np.polynomial.hermite_e.hermegauss(n)
+    return x, w / w.sum()
+
+
+@dataclass(frozen=True)
+class LawGrid:
+    """Fixed (parameter-free except gamma, sigma) part of the quadrature: nodes, y values, weights.
+
+    Flat arrays over the atoms: nu, xi, y and weight (product of the three rules); (nu, y) pairs
+    whose weight is below 1e-15 of the largest are dropped.
+    """
+
+    nu: np.ndarray
+    xi: np.ndarray
+    y: np.ndarray
+    weight: np.ndarray
+
+
+@lru_cache(maxsize=256)
+def law_grid(family: str, gamma: float, sigma: float, nodes: int = DEFAULT_NODES) -> LawGrid:
+    """Build the quadrature grid of (nu, xi, y) for the family at signal gamma and noise sigma."""
+    with jax.ensure_compile_time_eval():   # concrete numpy even when first called inside jit
+        return _law_grid(get_family(family), gamma, sigma, nodes)
+
+
+def _law_grid(fam, gamma, sigma, nodes):
+    x, wx = _hermite(nodes)
+    s = gamma * x
+    if fam.name == "logistic":
+        y, py = (np.asarray(a) for a in fam.response_law(s, sigma, 2))
+    elif fam.name == "gaussian":
+        y, py = (np.asarray(a) for a in fam.response_law(s, sigma, nodes if sigma > 0 else 1))
+    else:   # poisson: per s node, the window of y values carrying all but ~1e-15 of the pmf
+        mu = np.exp(s)
+        lo = stats.poisson.ppf(1e-15, mu)
+        width = int((stats.poisson.isf(1e-15, mu) - lo).max()) + 1
+        y = lo[:, None] + np.arange(width)[None, :]
+        py = stats.poisson.pmf(y, mu[:, None])
+    pair_w = wx[:, None] * py                        # (nu node, y value) pairs
+    keep = pair_w > _PRUNE * pair_w.max()            # each dropped pair weighs < 1e-15
+    nu_k, y_k, w_k = np.broadcast_to(x[:, None], y.shape)[keep], y[keep], pair_w[keep]
+    nu = np.repeat(nu_k, nodes)
+    yy = np.repeat(y_k, nodes)
+    xi = np.tile(x, nu_k.size)
+    weight = np.repeat(w_k, nodes) * np.tile(wx, nu_k.size)
+    return LawGrid(*(np.ascontiguousarray(a, dtype=np.float64) for a in (nu, xi, yy, weight / weight.sum())))
+
+
+def atoms(grid: LawGrid, family: str, c, a, r):
+    """(nu, y, g, w, weight) at every atom for the fixed-point unknowns (c, a = m/gamma, r)."""
+    fam = get_family(family)
+    nu, xi, y, weight = (jnp.asarray(v) for v in (grid.nu, grid.xi, grid.y, grid.weight))
+    z = a * nu + r * xi
+    eta = fam.prox(y, z, c)
+    return nu, y, fam.grad(y, eta), fam.hess(y, eta), weight
+
+
+def gaussian_atoms(r, delta, c, nodes: int = DEFAULT_NODES):
+    """(g, w, weight) for the gaussian family: g = (z - y)/(1 + c) ~ N(0, r^2/(delta c^2)), w = 1.
+
+    (F3) gives E[g^2] = r^2/(delta c^2); g is exactly Gaussian because z - y is.
+    """
+    x, wx = _hermite(nodes)
+    g = jnp.asarray(x) * r / (jnp.sqrt(delta) * c)
+    return g, jnp.ones_like(g), jnp.asarray(wx)
