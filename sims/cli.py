@@ -70,6 +70,41 @@ def model_kwargs(args) -> dict:
                 projection=args.projection)
 
 
+# ------------------------------------------------------------------------------------ predict
+def _add_predict(sub) -> None:
+    p = sub.add_parser(
+        "predict", help="proportional-regime predictions of IF, NS (ALO) and TRAK versus exact LOO",
+        description="Theory (n, p -> infinity, n/p = delta, k/p = kappa): Pearson and Spearman "
+                    "correlation with exact LOO, relative error and best-fit scale of IF, NS (ALO) "
+                    "and TRAK, plus the constants they are built from (docs/theory.md).")
+    add_model_arguments(p)
+    p.add_argument("--json", action="store_true", help="print machine-readable JSON on stdout")
+    p.set_defaults(run=_run_predict)
+
+
+def _run_predict(args) -> int:
+    from theory import predict
+
+    result = predict(**model_kwargs(args))
+    print(json.dumps(result, indent=2) if args.json else format_prediction(result))
+    return 0
+
+
+def format_prediction(result: dict) -> str:
+    c, k = result["config"], result["constants"]
+    proj = "P = I" if c["projection"] == "identity" else f"kappa={c['kappa']:g} ({c['projection']}) M={c['n_proj']}"
+    lines = [f"{c['family']}: delta={c['delta']:g} lam={c['lam']:g} gamma={c['gamma']:g}"
+             + (f" sigma={c['sigma']:g}" if c["family"] == "gaussian" else "")
+             + f" | TRAK: {proj} lam_trak={c['lam_trak']:g}",
+             "estimator  " + "".join(f"{m:>11s}" for m in ("pearson", "spearman", "rel_error", "scale"))]
+    for name, row in result["estimators"].items():
+        lines.append(f"{name.upper():<11s}" + "".join(f"{row[m]:11.4f}" for m in ("pearson", "spearman", "rel_error", "scale")))
+    lines.append(f"constants: c={k['c']:.4g} m={k['m']:.4g} q={k['q']:.4g} E[w]={k['e_w']:.4g} "
+                 f"mean leverage={k['mean_leverage']:.4g} tau(A^2)={k['tau_A2']:.4g} mu={k['mu']:.4g} "
+                 f"c_T={k['c_T']:.4g} tau(AB)={k['tau_AB']:.4g} tau(B_bar^2)={k['tau_Bbar2']:.4g}")
+    return "\n".join(lines)
+
+
 # ----------------------------------------------------------------------------------- simulate
 def _add_simulate(sub) -> None:
     p = sub.add_parser(
@@ -163,6 +198,51 @@ def _run_sweep(args) -> int:
     return 0
 
 
+# ------------------------------------------------------------------------------------ compare
+def _add_compare(sub) -> None:
+    p = sub.add_parser(
+        "compare", help="theory versus simulation for a sweep table; exit 1 if any falls outside tolerance",
+        description="Join a sweep table with theory.predict. A comparison passes when |sim - theory| "
+                    "<= N_SE * se + ALLOWANCE * sqrt(400/p) (finite-size allowance per metric). "
+                    "Exit code 0 when all pass, 1 otherwise: usable as a regression test.")
+    p.add_argument("results", help="a sweep store directory or its table.csv")
+    p.add_argument("--n-se", type=_float, default=3.0, help="Monte-Carlo standard errors allowed (default: %(default)s)")
+    p.add_argument("--allowance", type=_float, default=None,
+                   help="finite-size allowance at p = 400 for every metric (default: pearson/spearman "
+                        "0.01, rel_error 0.03, scale 0.05)")
+    p.add_argument("--estimators", default="if,ns,trak", help="comma-separated (default: %(default)s)")
+    p.add_argument("--metrics", default="pearson,spearman,rel_error,scale", help="comma-separated (default: %(default)s)")
+    p.add_argument("--json", action="store_true", help="print the comparisons as JSON on stdout")
+    p.set_defaults(run=_run_compare)
+
+
+def _run_compare(args) -> int:
+    from sims.compare import PREDICTED_METRICS, compare, format_comparisons, load_rows, summarize
+
+    estimators = [e for e in args.estimators.split(",") if e]
+    metrics = [m for m in args.metrics.split(",") if m]
+    for e in estimators:
+        if e not in ("if", "ns", "trak"):
+            raise InvalidParameterError(f"estimators must be among if, ns, trak, got {e!r}.")
+    for m in metrics:
+        if m not in PREDICTED_METRICS:
+            raise InvalidParameterError(f"metrics must be among {', '.join(PREDICTED_METRICS)}, got {m!r}.")
+    if args.n_se < 0:
+        raise InvalidParameterError(f"n_se must be >= 0, got {args.n_se:g}.")
+    allowance = None
+    if args.allowance is not None:
+        if args.allowance < 0:
+            raise InvalidParameterError(f"allowance must be >= 0, got {args.allowance:g}.")
+        allowance = {m: args.allowance for m in PREDICTED_METRICS}
+    comps = compare(summarize(load_rows(args.results)), n_se=args.n_se, allowance=allowance,
+                    estimators=estimators, metrics=metrics)
+    if args.json:
+        print(json.dumps([c.asdict() for c in comps], indent=2))
+    else:
+        print(format_comparisons(comps))
+    return 0 if all(c.ok for c in comps) else 1
+
+
 # --------------------------------------------------------------------------------------- main
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
@@ -174,7 +254,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-SUBCOMMANDS = [_add_simulate, _add_sweep]
+SUBCOMMANDS = [_add_predict, _add_simulate, _add_sweep, _add_compare]
 
 
 def main(argv=None) -> int:

@@ -13,6 +13,8 @@ Spec format (every key is a `sims.simulate` parameter; see specs/*.toml):
     kappa = [0.1, 0.5]
     [[points]]                        # optional explicit settings, crossed with the grid
     lam = 0.1
+    [presets.quick]                   # optional named overrides of [defaults] (e.g. p, reps),
+    p = 100                           #   chosen with load_spec(path, preset="quick")
     [theory]                          # optional, read by figure scripts only (dense theory curves)
 
 Each (configuration, replicate) is one unit of work, cached under a content hash of its
@@ -43,7 +45,7 @@ from .store import Store, config_hash
 
 SWEEP_KEYS = ("family", "p", "delta", "kappa", "lam", "lam_trak", "gamma", "sigma", "n_proj",
               "projection", "n_test", "reps", "seed", "top_m", "tol")
-SPEC_SECTIONS = ("name", "description", "defaults", "grid", "points", "theory", "figure")
+SPEC_SECTIONS = ("name", "description", "defaults", "grid", "points", "presets", "theory", "figure")
 
 
 @dataclass(frozen=True)
@@ -54,7 +56,7 @@ class Spec:
     raw: dict                # the parsed TOML (theory / figure sections are read by figures)
 
 
-def load_spec(path) -> Spec:
+def load_spec(path, preset: str | None = None) -> Spec:
     """Parse and validate a sweep spec; raise InvalidParameterError with one sentence on error."""
     path = Path(path)
     if not path.is_file():
@@ -63,11 +65,11 @@ def load_spec(path) -> Spec:
         raw = tomllib.loads(path.read_text())
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise InvalidParameterError(f"cannot parse sweep spec {str(path)!r}: {e}.") from None
-    return parse_spec(raw, default_name=path.stem)
+    return parse_spec(raw, default_name=path.stem, preset=preset)
 
 
-def parse_spec(raw: dict, default_name: str = "sweep") -> Spec:
-    """Validate a parsed spec and expand it into configurations."""
+def parse_spec(raw: dict, default_name: str = "sweep", preset: str | None = None) -> Spec:
+    """Validate a parsed spec and expand it into configurations (applying `preset` if given)."""
     unknown = sorted(set(raw) - set(SPEC_SECTIONS))
     if unknown:
         raise InvalidParameterError(
@@ -75,12 +77,19 @@ def parse_spec(raw: dict, default_name: str = "sweep") -> Spec:
     name = raw.get("name", default_name)
     if not isinstance(name, str) or not name or any(ch in name for ch in "/\\ "):
         raise InvalidParameterError(f"sweep name must be a non-empty word without spaces or slashes, got {name!r}.")
-    defaults = _table(raw, "defaults")
+    defaults = dict(_table(raw, "defaults"))
+    presets = _table(raw, "presets")
+    if preset is not None:
+        if preset not in presets or not isinstance(presets[preset], dict):
+            raise InvalidParameterError(
+                f"preset {preset!r} is not defined in the spec; defined: {', '.join(presets) or 'none'}.")
+        defaults.update(presets[preset])
     grid = _table(raw, "grid")
     points = raw.get("points", [{}])
     if not isinstance(points, list) or not all(isinstance(p, dict) for p in points) or not points:
         raise InvalidParameterError("'points' must be a non-empty array of tables ([[points]]).")
-    for section, table in [("defaults", defaults), ("grid", grid)] + [("points", p) for p in points]:
+    sections = [("defaults", defaults), ("grid", grid)] + [("points", p) for p in points]
+    for section, table in sections:
         bad = sorted(set(table) - set(SWEEP_KEYS))
         if bad:
             raise InvalidParameterError(

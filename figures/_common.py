@@ -1,0 +1,121 @@
+"""Shared plumbing of the figure scripts: run a figure's sweep, theory curves, one visual style.
+
+Every figure script `figures/fig_<name>.py` has a spec `specs/fig_<name>.toml` ([defaults],
+[grid], [presets.quick], [presets.paper], [theory]) and a function `make(preset) -> [paths]`.
+Simulations come from the cached sweep store results/<preset>/<name>/ (resumable); theory is
+`theory.predict` on a dense grid. Theory is drawn as lines, simulation as points with error bars
+(± 2 standard errors).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+SPECS = ROOT / "specs"
+OUT = Path(os.environ.get("TRAK_SIM_FIGURES_DIR", ROOT / "figures"))
+RESULTS = Path(os.environ.get("TRAK_SIM_RESULTS_DIR", ROOT / "results"))
+
+COLORS = {"ns": "#1b9e77", "if": "#d95f02", "trak": "#7570b3"}
+LABELS = {"ns": "NS (ALO)", "if": "IF", "trak": "TRAK"}
+METRIC_LABELS = {"pearson": "Pearson corr. with LOO", "spearman": "Spearman corr. with LOO",
+                 "rel_error": "relative error ‖est − LOO‖/‖LOO‖", "scale": "best-fit scale (LOO on est.)",
+                 "top_overlap": "top-5% overlap with LOO"}
+PARAM_LABELS = {"delta": "n/p (δ)", "kappa": "k/p (κ)", "lam": "λ", "n_proj": "projections M",
+                "p": "p", "lam_trak": "λ_T", "gamma": "γ"}
+
+plt.rcParams.update({
+    "figure.dpi": 110, "savefig.dpi": 150, "font.size": 10, "axes.titlesize": 10,
+    "axes.spines.top": False, "axes.spines.right": False, "axes.grid": True, "grid.alpha": 0.3,
+    "legend.frameon": False, "lines.linewidth": 1.8, "errorbar.capsize": 2.5,
+})
+
+
+def run_figure_sweep(name: str, preset: str, progress: bool = True):
+    """Run (or resume) the sweep of specs/<name>.toml; return (spec, summaries)."""
+    from sims.compare import load_rows, summarize
+    from sims.sweep import load_spec, run_sweep
+
+    spec = load_spec(SPECS / f"{name}.toml", preset=preset)
+    run_sweep(spec, RESULTS / preset / name, progress=progress)
+    return spec, summarize(load_rows(RESULTS / preset / name))
+
+
+def theory_grid(spec) -> dict:
+    """The [theory] section of a spec: values of the varied parameter for the dense curves."""
+    th = spec.raw.get("theory", {})
+    if "values" in th:
+        return np.asarray(th["values"], dtype=float)
+    lo, hi, num = th["start"], th["stop"], th.get("num", 60)
+    return np.geomspace(lo, hi, num) if th.get("scale", "linear") == "log" else np.linspace(lo, hi, num)
+
+
+def predict_curve(vary: str, values, **fixed) -> dict:
+    """theory.predict along `values` of parameter `vary`: {estimator: {metric: array}}."""
+    from theory import predict
+
+    out = {}
+    for v in values:
+        res = predict(**{**fixed, vary: float(v) if vary != "n_proj" else int(v)})["estimators"]
+        for e, row in res.items():
+            for m, x in row.items():
+                out.setdefault(e, {}).setdefault(m, []).append(x)
+    return {e: {m: np.asarray(v) for m, v in row.items()} for e, row in out.items()}
+
+
+MODEL_KEYS = ("family", "delta", "kappa", "lam", "lam_trak", "gamma", "sigma", "n_proj", "projection")
+
+
+def model_of(config: dict) -> dict:
+    return {k: config[k] for k in MODEL_KEYS}
+
+
+def select(summaries, **where):
+    """Summaries whose config matches every key=value of `where` (floats compared to 1e-12)."""
+    def match(cfg):
+        return all(abs(cfg[k] - v) < 1e-12 if isinstance(v, float) else cfg[k] == v for k, v in where.items())
+    return [s for s in summaries if match(s["config"])]
+
+
+def sim_series(summaries, x_key: str, estimator: str, metric: str):
+    """(x, mean, se) arrays of the simulations, sorted by x."""
+    pts = sorted((s["config"][x_key], s["estimators"][estimator][metric]["mean"],
+                  s["estimators"][estimator][metric]["se"]) for s in summaries)
+    if not pts:
+        return np.array([]), np.array([]), np.array([])
+    x, m, se = map(np.asarray, zip(*pts))
+    return x, m, se
+
+
+def plot_theory(ax, x, y, estimator, **kw):
+    kw = {"color": COLORS[estimator], "label": f"{LABELS[estimator]} (theory)", **kw}
+    ax.plot(x, y, **kw)
+
+
+def plot_sim(ax, x, mean, se, estimator, **kw):
+    kw = {"color": COLORS[estimator], "fmt": "o", "ms": 4, "label": f"{LABELS[estimator]} (simulation)", **kw}
+    ax.errorbar(x, mean, yerr=2 * se, **kw)
+
+
+def caption(spec, preset: str) -> str:
+    d = spec.configs[0]
+    return (f"{spec.description}  Simulation: p = {d.p}, {d.reps} replicates × {d.n_test} test points "
+            f"(preset '{preset}'); error bars ± 2 s.e.")
+
+
+def save(fig, name: str) -> list[str]:
+    OUT.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for ext in ("png", "pdf"):
+        path = OUT / f"{name}.{ext}"
+        fig.savefig(path, bbox_inches="tight")
+        paths.append(str(path))
+    plt.close(fig)
+    return paths

@@ -1,0 +1,120 @@
+"""Theory building blocks: fixed point, Marchenko–Pastur traces, separability boundary."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from theory.errors import EstimatorDoesNotExistError
+from theory.fixed_point import (_newton, _start, gaussian_fixed_point, logistic_separability_threshold,
+                                solve_fixed_point)
+from theory.glm_law import atoms, law_grid
+from theory.traces import effective_ridge, kernel_traces, mp_b, mp_s2
+
+
+def test_gaussian_fixed_point_by_quadrature_equals_closed_form():
+    delta, lam, gamma, sigma = 2.0, 0.1, 1.0, 0.5
+    closed = gaussian_fixed_point(delta, lam, gamma, sigma)
+    x, res = _newton(jnp.asarray(_start("gaussian", delta, lam, gamma)), delta, lam,
+                     family="gaussian", grid_key=("gaussian", gamma, sigma, 30))
+    assert float(res) < 1e-12
+    np.testing.assert_allclose([np.exp(x[0]), x[1] * gamma, np.exp(x[2])],
+                               [closed.c, closed.m, closed.r], rtol=1e-10)
+
+
+@pytest.mark.parametrize("family, delta, lam, gamma", [
+    ("logistic", 2.0, 0.1, 1.0), ("logistic", 0.5, 1.0, 2.0), ("logistic", 3.0, 0.01, 3.0),
+    ("poisson", 2.0, 0.1, 0.5), ("poisson", 1.0, 1.0, 1.0),
+])
+def test_fixed_point_solves_its_equations(family, delta, lam, gamma):
+    fp, x = solve_fixed_point(family, delta, lam, gamma, 0.0)
+    _, _, g, w, wt = atoms(law_grid(family, gamma, 0.0), family, fp.c, x[1], fp.r)
+    nu = jnp.asarray(law_grid(family, gamma, 0.0).nu)
+    assert 1 / fp.c == pytest.approx(lam + delta * float(jnp.sum(wt * w / (1 + fp.c * w))), rel=1e-10)
+    assert lam * fp.m == pytest.approx(-delta * gamma * float(jnp.sum(wt * nu * g)), rel=1e-9, abs=1e-12)
+    assert fp.r**2 == pytest.approx(delta * fp.c**2 * float(jnp.sum(wt * g * g)), rel=1e-10)
+
+
+def test_quadrature_is_converged_in_the_number_of_nodes():
+    a, _ = solve_fixed_point("logistic", 2.0, 0.1, 2.0, 0.0, nodes=40)
+    b, _ = solve_fixed_point("logistic", 2.0, 0.1, 2.0, 0.0, nodes=60)
+    np.testing.assert_allclose(a, b, rtol=1e-6)   # 40 nodes: ~1e-7 relative at gamma = 2
+
+
+def test_separability_boundary_matches_candes_sur_values():
+    got = [logistic_separability_threshold(g) for g in (0.0, 1.0, 2.0, 3.0, 5.0)]
+    np.testing.assert_allclose(got, [2.0, 2.28, 2.90, 3.67, 5.40], atol=0.006)
+
+
+def test_lam_zero_beyond_separability_is_refused_and_just_above_is_solved():
+    with pytest.raises(EstimatorDoesNotExistError, match="separable"):
+        solve_fixed_point("logistic", 2.2, 0.0, 1.0, 0.0)
+    fp, _ = solve_fixed_point("logistic", 4.0, 0.0, 1.0, 0.0)
+    small, _ = solve_fixed_point("logistic", 4.0, 1e-6, 1.0, 0.0)
+    np.testing.assert_allclose(fp, small, rtol=1e-4)
+
+
+def test_marchenko_pastur_trace_and_its_derivative():
+    for delta in (0.5, 1.0, 2.0, 4.0):
+        for mu in (1e-3, 0.1, 1.0, 10.0):
+            b = float(mp_b(mu, delta))
+            assert b == pytest.approx(1.0 / (mu + delta / (1.0 + b)), rel=1e-13)
+            h = 1e-6 * mu
+            fd = -(float(mp_b(mu + h, delta)) - float(mp_b(mu - h, delta))) / (2 * h)
+            assert float(mp_s2(mu, delta)) == pytest.approx(fd, rel=1e-6)
+    assert float(mp_b(0.0, 3.0)) == pytest.approx(0.5)
+
+
+def test_effective_ridge_solves_its_equation_and_limits():
+    for kappa, lam_t, delta in [(0.5, 0.1, 2.0), (0.1, 1.0, 0.5), (1.0, 0.3, 4.0)]:
+        mu = float(effective_ridge(kappa, lam_t, delta, identity=False))
+        b = float(mp_b(mu, delta))
+        assert lam_t == pytest.approx(mu * (1 - (1 - mu * b) / kappa), rel=1e-10)
+        assert mu >= lam_t
+    mu0 = float(effective_ridge(0.25, 0.0, 2.0, identity=False))
+    assert mu0 == pytest.approx((1 - 0.25) * (2 - 0.25) / 0.25)
+    assert float(mp_b(mu0, 2.0)) == pytest.approx(0.25 / (2 - 0.25))   # c_T = kappa/(delta - kappa)
+    # continuity of the lam_T -> 0 limit
+    assert float(effective_ridge(0.25, 1e-9, 2.0, identity=False)) == pytest.approx(mu0, rel=1e-6)
+
+
+def test_traces_special_cases():
+    common = dict(delta=2.0, lam=0.3, c=float(mp_b(0.3, 2.0)), e_w_w=None, e_w2_w2=None)
+    c = common["c"]
+    common.update(e_w_w=1 / (1 + c), e_w2_w2=1 / (1 + c) ** 2)       # w = 1 (gaussian)
+    same = kernel_traces(kappa=1.0, lam_trak=0.3, n_proj=1, identity=True, **common)
+    assert float(same["rho"]) == pytest.approx(1.0, abs=1e-12)    # B = A when P = I, lam_T = lam
+    assert float(same["tau_A2"]) == pytest.approx(float(mp_s2(0.3, 2.0)), rel=1e-12)
+    assert float(same["tau_AB"]) == pytest.approx(float(same["tau_A2"]), rel=1e-12)
+    # kappa = 1, lam_T = 0 with a random square P is B = Sigma^{-1}: same as P = I, lam_T = 0
+    sq = kernel_traces(kappa=1.0, lam_trak=0.0, n_proj=3, identity=False, **common)
+    eye = kernel_traces(kappa=1.0, lam_trak=0.0, n_proj=1, identity=True, **common)
+    for key in ("c_T", "tau_B2", "tau_AB", "rho"):
+        assert float(sq[key]) == pytest.approx(float(eye[key]), rel=1e-9)
+    # lam_T = 0 closed forms of the derivation guide
+    k, d = 0.5, 2.0
+    t = kernel_traces(kappa=k, lam_trak=0.0, n_proj=1, identity=False, **common)
+    assert float(t["c_T"]) == pytest.approx(k / (d - k))
+    assert float(t["tau_B2"]) == pytest.approx(k * d / (d - k) ** 3)
+    assert float(t["s2"]) == pytest.approx(k**2 * d / ((d - k) ** 2 * (d - k**2)))
+    # many projections: tau(B_bar^2) -> s2
+    many = kernel_traces(kappa=k, lam_trak=0.0, n_proj=10**6, identity=False, **common)
+    assert float(many["tau_Bbar2"]) == pytest.approx(float(many["s2"]), rel=1e-5)
+
+
+def test_tau_A2_is_minus_the_lambda_derivative_of_c_at_fixed_w_law():
+    fp, x = solve_fixed_point("logistic", 2.0, 0.1, 1.0, 0.0)
+    _, _, g, w, wt = atoms(law_grid("logistic", 1.0, 0.0), "logistic", fp.c, x[1], fp.r)
+
+    def c_of(lam):   # solve (F1) for c with the w-law frozen
+        c = fp.c
+        for _ in range(200):
+            c = 1.0 / (lam + 2.0 * float(jnp.sum(wt * w / (1 + c * w))))
+        return c
+
+    h = 1e-5
+    fd = -(c_of(0.1 + h) - c_of(0.1 - h)) / (2 * h)
+    tr = kernel_traces(delta=2.0, lam=0.1, kappa=1.0, lam_trak=0.1, n_proj=1, identity=True, c=fp.c,
+                       e_w_w=float(jnp.sum(wt * w / (1 + fp.c * w))),
+                       e_w2_w2=float(jnp.sum(wt * (w / (1 + fp.c * w)) ** 2)))
+    assert float(tr["tau_A2"]) == pytest.approx(fd, rel=1e-5)
