@@ -7,10 +7,13 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-test
 JOBS   ?= 2
 
-.PHONY: help install test validate bench demo clean
+.PHONY: help install test validate bench demo figures figures-paper sweep clean
 
 help:
 	@echo "make test        fast test suite (creates .venv, installs .[test])"
+	@echo "make figures     regenerate every figure (quick preset, CPU, < 15 min)"
+	@echo "make figures-paper  the figures at large p (meant for a GPU)"
+	@echo "make sweep SPEC=specs/x.toml [PRESET=quick]   run one sweep (cached, resumable)"
 	@echo "make demo        one end-to-end simulation, printed as a table"
 	@echo "make validate    slow theory-vs-simulation checks at larger p"
 	@echo "make bench       performance benchmarks (ratios, see benchmarks/README.md)"
@@ -32,6 +35,16 @@ validate: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_loo.py
+
+figures: $(STAMP)
+	$(BIN)/trak-sim figures --preset quick
+
+figures-paper: $(STAMP)
+	$(BIN)/trak-sim figures --preset paper
+
+sweep: $(STAMP)
+	@test -n "$(SPEC)" || { echo "usage: make sweep SPEC=specs/<name>.toml [PRESET=quick]"; exit 2; }
+	$(BIN)/trak-sim sweep $(SPEC) $(if $(PRESET),--preset $(PRESET),)
 
 demo: $(STAMP)
 	$(BIN)/trak-sim simulate --family logistic --p 200 --delta 2 --kappa 0.5 --lam 0.1 --n-test 20 --reps 2

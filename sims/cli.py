@@ -174,6 +174,7 @@ def _add_sweep(sub) -> None:
                     "(one row per configuration x replicate x estimator x metric) is rebuilt "
                     "atomically. pandas: pd.read_csv('<out>/table.csv').")
     p.add_argument("spec", help="path of the TOML spec")
+    p.add_argument("--preset", default=None, help="apply [presets.NAME] of the spec (e.g. quick, paper)")
     p.add_argument("--out", default=None, help="store directory (default: results/<spec name>)")
     p.add_argument("--max-points", type=_int, default=None,
                    help="stop after this many new points (default: run all)")
@@ -185,7 +186,7 @@ def _add_sweep(sub) -> None:
 def _run_sweep(args) -> int:
     from sims.sweep import load_spec, run_sweep
 
-    spec = load_spec(args.spec)
+    spec = load_spec(args.spec, preset=args.preset)
     if args.max_points is not None and args.max_points < 0:
         raise InvalidParameterError(f"max_points must be >= 0, got {args.max_points}.")
     summary = run_sweep(spec, args.out, progress=not (args.no_progress or args.json),
@@ -243,6 +244,55 @@ def _run_compare(args) -> int:
     return 0 if all(c.ok for c in comps) else 1
 
 
+# ------------------------------------------------------------------------------------ figures
+def figures_dir():
+    from pathlib import Path
+
+    for candidate in (Path(__file__).resolve().parents[1] / "figures", Path.cwd() / "figures"):
+        if (candidate / "_common.py").is_file():
+            return candidate
+    raise InvalidParameterError("the figures/ folder of a trak-sim checkout was not found; "
+                                "run 'trak-sim figures' from the repository.")
+
+
+def figure_names() -> list[str]:
+    return sorted(p.stem for p in figures_dir().glob("fig_*.py"))
+
+
+def _add_figures(sub) -> None:
+    p = sub.add_parser(
+        "figures", help="regenerate the figures (theory curves + cached simulation sweeps)",
+        description="Run each figure script of figures/ (one per figure, spec in specs/): its "
+                    "sweep is cached under results/<preset>/<figure>/ and resumes if interrupted; "
+                    "PNG and PDF files are written to figures/.")
+    p.add_argument("--preset", default="quick", choices=("quick", "paper"),
+                   help="quick: small p, minutes on a laptop CPU; paper: large p, for a GPU (default: %(default)s)")
+    p.add_argument("--only", nargs="+", default=None, metavar="NAME", help="figure names (default: all)")
+    p.add_argument("--list", action="store_true", help="list the figures and exit")
+    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    p.set_defaults(run=_run_figures)
+
+
+def _run_figures(args) -> int:
+    import importlib
+    import time
+
+    names = figure_names()
+    if args.list:
+        print("\n".join(names))
+        return 0
+    chosen = args.only or names
+    unknown = [n for n in chosen if n not in names]
+    if unknown:
+        raise InvalidParameterError(f"unknown figure {unknown[0]!r}; available: {', '.join(names)}.")
+    sys.path.insert(0, str(figures_dir()))
+    for name in chosen:
+        t0 = time.perf_counter()
+        paths = importlib.import_module(name).make(args.preset, progress=not args.no_progress)
+        print(f"{name}: {', '.join(paths)} ({time.perf_counter() - t0:.0f} s)", flush=True)
+    return 0
+
+
 # --------------------------------------------------------------------------------------- main
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
@@ -254,7 +304,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-SUBCOMMANDS = [_add_predict, _add_simulate, _add_sweep, _add_compare]
+SUBCOMMANDS = [_add_predict, _add_simulate, _add_sweep, _add_compare, _add_figures]
 
 
 def main(argv=None) -> int:

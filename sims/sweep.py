@@ -14,7 +14,8 @@ Spec format (every key is a `sims.simulate` parameter; see specs/*.toml):
     [[points]]                        # optional explicit settings, crossed with the grid
     lam = 0.1
     [presets.quick]                   # optional named overrides of [defaults] (e.g. p, reps),
-    p = 100                           #   chosen with load_spec(path, preset="quick")
+    p = 100                           #   chosen with load_spec(path, preset="quick"); a preset
+                                      #   may also replace `grid` or `points`
     [theory]                          # optional, read by figure scripts only (dense theory curves)
 
 Each (configuration, replicate) is one unit of work, cached under a content hash of its
@@ -79,13 +80,18 @@ def parse_spec(raw: dict, default_name: str = "sweep", preset: str | None = None
         raise InvalidParameterError(f"sweep name must be a non-empty word without spaces or slashes, got {name!r}.")
     defaults = dict(_table(raw, "defaults"))
     presets = _table(raw, "presets")
+    grid = _table(raw, "grid")
+    points = raw.get("points", [{}])
     if preset is not None:
         if preset not in presets or not isinstance(presets[preset], dict):
             raise InvalidParameterError(
                 f"preset {preset!r} is not defined in the spec; defined: {', '.join(presets) or 'none'}.")
-        defaults.update(presets[preset])
-    grid = _table(raw, "grid")
-    points = raw.get("points", [{}])
+        chosen = dict(presets[preset])
+        grid = chosen.pop("grid", grid)       # a preset may replace the grid or the points
+        points = chosen.pop("points", points)
+        if not isinstance(grid, dict):
+            raise InvalidParameterError(f"grid of preset {preset!r} must be a table.")
+        defaults.update(chosen)
     if not isinstance(points, list) or not all(isinstance(p, dict) for p in points) or not points:
         raise InvalidParameterError("'points' must be a non-empty array of tables ([[points]]).")
     sections = [("defaults", defaults), ("grid", grid)] + [("points", p) for p in points]

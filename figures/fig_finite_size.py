@@ -1,0 +1,44 @@
+"""Finite-size convergence: |theory − simulation| versus p on log-log axes (specs/fig_finite_size.toml)."""
+
+from __future__ import annotations
+
+import sys
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+from _common import COLORS, LABELS, caption, model_of, run_figure_sweep, save
+
+NAME = "fig_finite_size"
+SERIES = [("trak", "pearson", "o"), ("trak", "spearman", "s"), ("if", "spearman", "^"),
+          ("if", "rel_error", "v"), ("ns", "rel_error", "D")]
+
+
+def make(preset: str = "quick", progress: bool = True) -> list[str]:
+    from theory import predict
+
+    spec, summaries = run_figure_sweep(NAME, preset, progress)
+    summaries = sorted(summaries, key=lambda s: s["config"]["p"])
+    th = predict(**model_of(summaries[0]["config"]))["estimators"]
+    ps = np.array([s["config"]["p"] for s in summaries])
+    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    for est, metric, marker in SERIES:
+        gap = np.array([abs(s["estimators"][est][metric]["mean"] - th[est][metric]) for s in summaries])
+        se = np.array([s["estimators"][est][metric]["se"] for s in summaries])
+        ax.errorbar(ps, gap, yerr=2 * se, fmt=marker + "-", color=COLORS[est], ms=5, lw=1,
+                    label=f"{LABELS[est]} {metric.replace('_', ' ')}", alpha=0.9)
+    ref = 0.5 * ax.get_ylim()[1] * np.sqrt(ps[0] / ps)
+    ax.plot(ps, ref, "k--", lw=1, label="∝ p^(−1/2)")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xticks(ps, labels=[str(p) for p in ps])
+    ax.set_xlabel("p (n = 2p)")
+    ax.set_ylabel("|simulation − theory|  (± 2 s.e.)")
+    ax.legend(fontsize=8, loc="lower left")
+    ax.set_title("Finite-size convergence to the proportional limit")
+    fig.text(0.01, -0.06, caption(spec, preset), fontsize=8, wrap=True)
+    return save(fig, NAME)
+
+
+if __name__ == "__main__":
+    print("\n".join(make(sys.argv[1] if len(sys.argv) > 1 else "quick")))
