@@ -58,16 +58,20 @@ def theory_grid(spec) -> dict:
 
 
 def predict_curve(vary: str, values, **fixed) -> dict:
-    """theory.predict along `values` of parameter `vary`: {estimator: {metric: array}}."""
-    from theory import predict
+    """theory.predict_curve along `values` of parameter `vary`: {estimator: {metric: array}}."""
+    from theory import predict_curve as curve
 
-    out = {}
-    for v in values:
-        res = predict(**{**fixed, vary: float(v) if vary != "n_proj" else int(v)})["estimators"]
-        for e, row in res.items():
-            for m, x in row.items():
-                out.setdefault(e, {}).setdefault(m, []).append(x)
-    return {e: {m: np.asarray(v) for m, v in row.items()} for e, row in out.items()}
+    values = [int(v) for v in values] if vary == "n_proj" else [float(v) for v in values]
+    return curve(vary, values, **fixed)["estimators"]
+
+
+def log_ticks(ax, ticks, axis="x"):
+    """Log-scaled axis with plain labels at `ticks` and no minor labels."""
+    from matplotlib.ticker import NullFormatter
+
+    target = ax.xaxis if axis == "x" else ax.yaxis
+    (ax.set_xticks if axis == "x" else ax.set_yticks)(ticks, labels=[f"{t:g}" for t in ticks])
+    target.set_minor_formatter(NullFormatter())
 
 
 MODEL_KEYS = ("family", "delta", "kappa", "lam", "lam_trak", "gamma", "sigma", "n_proj", "projection")

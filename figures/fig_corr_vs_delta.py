@@ -7,7 +7,7 @@ import sys
 import matplotlib.pyplot as plt
 import numpy as np
 
-from _common import (COLORS, LABELS, METRIC_LABELS, caption, model_of, plot_sim, plot_theory,
+from _common import (log_ticks, COLORS, LABELS, METRIC_LABELS, caption, model_of, plot_sim, plot_theory,
                      predict_curve, run_figure_sweep, save, select, sim_series, theory_grid)
 
 NAME = "fig_corr_vs_delta"
@@ -33,7 +33,7 @@ def make(preset: str = "quick", progress: bool = True) -> list[str]:
             x, m, se = sim_series(select(summaries, kappa=kappas[0]), "delta", est, metric)
             plot_sim(ax, x, m, se, est, label=None)
         ax.set_xscale("log")
-        ax.set_xticks([0.75, 1, 1.5, 2, 3, 4], labels=["0.75", "1", "1.5", "2", "3", "4"])
+        log_ticks(ax, [0.75, 1, 1.5, 2, 3, 4])
         ax.set_xlabel("n/p (δ)")
         ax.set_title(METRIC_LABELS[metric])
     axes[0].set_ylim(0, 1.02)

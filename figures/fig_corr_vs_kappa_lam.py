@@ -22,7 +22,7 @@ def make(preset: str = "quick", progress: bool = True) -> list[str]:
     spec, summaries = run_figure_sweep(NAME, preset, progress)
     th = spec.raw["theory"]
     base = model_of(select(summaries, kappa=0.5, lam=0.1)[0]["config"])
-    fig, axes = plt.subplots(2, 2, figsize=(10, 7.5), sharey="row")
+    fig, axes = plt.subplots(2, 2, figsize=(10, 7.5), sharey="row", constrained_layout=True)
     panels = [("kappa", _grid(th["kappa"]), dict(lam=0.1)), ("lam", _grid(th["lam"]), dict(kappa=0.5))]
     for col, (vary, values, fixed) in enumerate(panels):
         curve = predict_curve(vary, values, **{**base, **fixed})

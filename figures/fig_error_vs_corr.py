@@ -6,7 +6,7 @@ import sys
 
 import matplotlib.pyplot as plt
 
-from _common import (METRIC_LABELS, caption, model_of, plot_sim, plot_theory, predict_curve,
+from _common import (log_ticks, METRIC_LABELS, caption, model_of, plot_sim, plot_theory, predict_curve,
                      run_figure_sweep, save, sim_series, theory_grid)
 
 NAME = "fig_error_vs_corr"
@@ -23,7 +23,7 @@ def make(preset: str = "quick", progress: bool = True) -> list[str]:
             x, m, se = sim_series(summaries, "delta", est, metric)
             plot_sim(ax, x, m, se, est)
         ax.set_xscale("log")
-        ax.set_xticks([0.75, 1, 1.5, 2, 3, 4], labels=["0.75", "1", "1.5", "2", "3", "4"])
+        log_ticks(ax, [0.75, 1, 1.5, 2, 3, 4])
         ax.set_xlabel("n/p (δ)")
         ax.set_title(METRIC_LABELS[metric])
     axes[1].set_yscale("log")

@@ -7,7 +7,7 @@ import sys
 import matplotlib.pyplot as plt
 import numpy as np
 
-from _common import COLORS, LABELS, caption, model_of, run_figure_sweep, save
+from _common import COLORS, LABELS, log_ticks, model_of, run_figure_sweep, save
 
 NAME = "fig_finite_size"
 SERIES = [("trak", "pearson", "o"), ("trak", "spearman", "s"), ("if", "spearman", "^"),
@@ -25,18 +25,21 @@ def make(preset: str = "quick", progress: bool = True) -> list[str]:
     for est, metric, marker in SERIES:
         gap = np.array([abs(s["estimators"][est][metric]["mean"] - th[est][metric]) for s in summaries])
         se = np.array([s["estimators"][est][metric]["se"] for s in summaries])
-        ax.errorbar(ps, gap, yerr=2 * se, fmt=marker + "-", color=COLORS[est], ms=5, lw=1,
+        lower = np.minimum(2 * se, 0.9 * gap)          # keep the bars on a log axis
+        ax.errorbar(ps, gap, yerr=[lower, 2 * se], fmt=marker + "-", color=COLORS[est], ms=5, lw=1,
                     label=f"{LABELS[est]} {metric.replace('_', ' ')}", alpha=0.9)
     ref = 0.5 * ax.get_ylim()[1] * np.sqrt(ps[0] / ps)
     ax.plot(ps, ref, "k--", lw=1, label="∝ p^(−1/2)")
     ax.set_xscale("log")
     ax.set_yscale("log")
-    ax.set_xticks(ps, labels=[str(p) for p in ps])
+    log_ticks(ax, list(ps))
     ax.set_xlabel("p (n = 2p)")
     ax.set_ylabel("|simulation − theory|  (± 2 s.e.)")
     ax.legend(fontsize=8, loc="lower left")
     ax.set_title("Finite-size convergence to the proportional limit")
-    fig.text(0.01, -0.06, caption(spec, preset), fontsize=8, wrap=True)
+    reps = ", ".join(f"{s['config']['p']}: {s['estimators']['ns']['pearson']['reps']}" for s in summaries)
+    fig.text(0.01, -0.08, f"{spec.description}  Replicates per p ({reps}), {summaries[0]['config']['n_test']} "
+             f"test points each (preset '{preset}'); error bars ± 2 s.e.", fontsize=8, wrap=True)
     return save(fig, NAME)
 
 

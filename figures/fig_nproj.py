@@ -7,7 +7,7 @@ import sys
 import matplotlib.pyplot as plt
 import numpy as np
 
-from _common import (METRIC_LABELS, caption, model_of, plot_sim, plot_theory, predict_curve,
+from _common import (log_ticks, METRIC_LABELS, caption, model_of, plot_sim, plot_theory, predict_curve,
                      run_figure_sweep, save, select, sim_series)
 
 NAME = "fig_nproj"
@@ -33,7 +33,7 @@ def make(preset: str = "quick", progress: bool = True) -> list[str]:
         if_value = predict(**base)["estimators"]["if"][metric]
         ax.axhline(if_value, color="#d95f02", lw=1.2, label="IF (theory)")
         ax.set_xscale("log", base=2)
-        ax.set_xticks(Ms[[0, 1, 3, 5, 7, 9]], labels=[str(m) for m in Ms[[0, 1, 3, 5, 7, 9]]])
+        log_ticks(ax, [1, 2, 4, 8, 16, 32])
         ax.set_xlabel("number of projections M")
         ax.set_title(METRIC_LABELS[metric])
     axes[0].set_ylim(0, 1.02)

@@ -68,35 +68,38 @@ def _newton(x0, delta, lam, *, family, grid_key):
     grid = law_grid(*grid_key)
     F = partial(_residual, grid=grid, family=family, delta=delta, lam=lam)
 
-    def merit(x):
-        return jnp.max(jnp.abs(F(x)))
-
     def cond(state):
-        x, res, it = state
+        x, R, it = state
+        res = jnp.max(jnp.abs(R))
         return (res > TOL) & (it < MAX_NEWTON) & jnp.isfinite(res)
 
     def body(state):
-        x, res, it = state
-        R, J = F(x), jax.jacfwd(F)(x)
+        x, R, it = state
+        res = jnp.max(jnp.abs(R))
+        J = jax.jacfwd(F)(x)
         dx = jnp.linalg.solve(J, -R)
         dx = jnp.where(jnp.all(jnp.isfinite(dx)), dx, jnp.zeros_like(dx))
         dx = dx * jnp.minimum(1.0, 2.0 / jnp.max(jnp.abs(dx)))   # trust region: |step| <= 2
 
+        def trial(t):
+            R_new = F(x + t * dx)
+            return R_new, jnp.nan_to_num(jnp.max(jnp.abs(R_new)), nan=jnp.inf)
+
         def ls_cond(ls):
-            t, val = ls
+            t, _, val = ls
             return (~(val <= (1.0 - 1e-4 * t) * res)) & (t > 1.0 / 1024)
 
         def ls_body(ls):
-            t, _ = ls
-            t = 0.5 * t
-            return t, jnp.nan_to_num(merit(x + t * dx), nan=jnp.inf)
+            t = 0.5 * ls[0]
+            return (t, *trial(t))
 
-        t, val = jax.lax.while_loop(ls_cond, ls_body, (1.0, jnp.nan_to_num(merit(x + dx), nan=jnp.inf)))
+        t, R_new, val = jax.lax.while_loop(ls_cond, ls_body, (1.0, *trial(1.0)))
         ok = val < res
-        return jnp.where(ok, x + t * dx, x), jnp.where(ok, val, res), jnp.where(ok, it + 1, MAX_NEWTON)
+        return (jnp.where(ok, x + t * dx, x), jnp.where(ok, R_new, R),
+                jnp.where(ok, it + 1, MAX_NEWTON))
 
-    x, res, it = jax.lax.while_loop(cond, body, (x0, merit(x0), 0))
-    return x, res
+    x, R, it = jax.lax.while_loop(cond, body, (x0, F(x0), 0))
+    return x, jnp.max(jnp.abs(R))
 
 
 def _start(family, delta, lam, gamma):

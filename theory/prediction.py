@@ -1,0 +1,170 @@
+"""`theory.predict`: proportional-regime predictions of IF, NS (ALO) and TRAK versus exact LOO.
+
+Assembly (docs/theory.md §2 and §4). For one test point, across training points i,
+
+    LOO_i ~ NS_i = -g_i U_i,   IF_i = -t_i U_i with t = g/(1 + c w),   TRAK_i = -g_i V_i/(1 + c_T),
+
+with (U, V) centered Gaussian, independent of (g, w), Var U = tau(A^2), Var V = tau(B_bar^2),
+Cov(U, V) = tau(A B_bar) (`traces`). Hence, with E over the limit law of (g, w) (`fixed_point`):
+
+    Pearson(IF)  = E[g t] / sqrt(E[g^2] E[t^2])      Pearson(TRAK) = rho_M = tau(AB)/sqrt(tau(A^2) tau(B_bar^2))
+    relerr(IF)   = sqrt(E[(g - t)^2] / E[g^2])      relerr(TRAK)  = sqrt(1 - 2 tau(AB)/((1+c_T) tau(A^2))
+                                                                          + tau(B_bar^2)/((1+c_T)^2 tau(A^2)))
+    scale(IF)    = E[g t] / E[t^2]                  scale(TRAK)   = (1 + c_T) tau(AB) / tau(B_bar^2)
+
+and NS has Pearson = Spearman = scale = 1, relerr = 0. Spearman correlations are population rank
+correlations of the limit laws (`spearman`).
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .errors import InvalidParameterError, NotConvergedError
+from .fixed_point import solve_fixed_point
+from .glm_law import DEFAULT_NODES, atoms, gaussian_atoms, law_grid
+from .params import validate_model
+from .spearman import spearman_if, spearman_trak
+from .traces import kernel_traces
+
+METRICS = ("pearson", "spearman", "rel_error", "scale")
+
+
+def _law_moments(g, w, wt, c):
+    t = g / (1.0 + c * w)
+    E = lambda f: jnp.sum(wt * f)  # noqa: E731
+    return t, dict(e_g2=E(g * g), e_t2=E(t * t), e_gt=E(g * t), e_w=E(w),
+                   e_w_w=E(w / (1.0 + c * w)), e_w2_w2=E((w / (1.0 + c * w)) ** 2),
+                   mean_leverage=E(c / (1.0 + c * w)))
+
+
+def _assemble(x, delta, lam, kappa, lam_trak, n_proj, *, family, grid_key, identity):
+    """Constants and metrics from the fixed-point unknowns x = (log c, a, log r)."""
+    c, a, r = jnp.exp(x[0]), x[1], jnp.exp(x[2])
+    if family == "gaussian":
+        g, w, wt = gaussian_atoms(r, delta, c, grid_key[-1])
+    else:
+        _, _, g, w, wt = atoms(law_grid(*grid_key), family, c, a, r)
+    t, mom = _law_moments(g, w, wt, c)
+    tr = kernel_traces(delta=delta, lam=lam, kappa=kappa, lam_trak=lam_trak, n_proj=n_proj,
+                       identity=identity, c=c, e_w_w=mom["e_w_w"], e_w2_w2=mom["e_w2_w2"])
+    one_c_T = 1.0 + tr["c_T"]
+    est = {
+        "if": dict(pearson=mom["e_gt"] / jnp.sqrt(mom["e_g2"] * mom["e_t2"]),
+                   spearman=spearman_if(g, t, wt),
+                   rel_error=jnp.sqrt((mom["e_g2"] - 2 * mom["e_gt"] + mom["e_t2"]) / mom["e_g2"]),
+                   scale=mom["e_gt"] / mom["e_t2"]),
+        "ns": dict(pearson=jnp.ones_like(c), spearman=jnp.ones_like(c), rel_error=jnp.zeros_like(c),
+                   scale=jnp.ones_like(c)),
+        "trak": dict(pearson=tr["rho"],
+                     spearman=spearman_trak(g, wt, tr["rho"]),
+                     rel_error=jnp.sqrt(1.0 - 2.0 * tr["tau_AB"] / (one_c_T * tr["tau_A2"])
+                                        + tr["tau_Bbar2"] / (one_c_T ** 2 * tr["tau_A2"])),
+                     scale=one_c_T * tr["tau_AB"] / tr["tau_Bbar2"]),
+    }
+    constants = dict(c=c, r=r, **mom, **tr)
+    return est, constants
+
+
+_STATIC = ("family", "grid_key", "identity")
+_assemble_one = jax.jit(_assemble, static_argnames=_STATIC)
+
+
+@partial(jax.jit, static_argnames=_STATIC + ("axes",))
+def _assemble_many(x, delta, lam, kappa, lam_trak, n_proj, *, family, grid_key, identity, axes):
+    """vmap of `_assemble`; arguments with axis None are shared, so what depends only on them
+    (the limit law, its moments, IF's Spearman, the compression of log|g|) is computed once."""
+    return jax.vmap(partial(_assemble, family=family, grid_key=grid_key, identity=identity),
+                    in_axes=axes)(x, delta, lam, kappa, lam_trak, n_proj)
+
+
+def _check_finite(estimators, where):
+    bad = [f"{e}.{k}" for e, row in estimators.items() for k, v in row.items()
+           if not np.all(np.isfinite(v))]
+    if bad:
+        raise NotConvergedError(f"the prediction is not finite for {', '.join(bad)} at {where}.")
+
+
+def predict(*, family="logistic", delta=2.0, kappa=0.5, lam=0.1, lam_trak=0.0, gamma=1.0,
+            sigma=0.5, n_proj=1, projection="gaussian", nodes: int = DEFAULT_NODES) -> dict:
+    """Predicted agreement of IF, NS (ALO) and TRAK with exact LOO in the proportional limit.
+
+    Parameters follow DESIGN.md §2 (delta = n/p, kappa = k/p, lam and lam_trak ridges, gamma
+    signal, sigma gaussian noise, n_proj = M projections, projection "gaussian", "rademacher"
+    (same limit, by universality) or "identity"). Returns {"config", "estimators", "constants"}
+    with estimators[e][metric] a float for e in ("if", "ns", "trak") and metric in METRICS.
+    Raises InvalidParameterError, EstimatorDoesNotExistError, NotConvergedError.
+    """
+    mp = validate_model(family=family, delta=delta, kappa=kappa, lam=lam, lam_trak=lam_trak,
+                        gamma=gamma, sigma=sigma, n_proj=n_proj, projection=projection)
+    fp, x = solve_fixed_point(mp.family, mp.delta, mp.lam, mp.gamma, mp.sigma, nodes=nodes)
+    est, const = _assemble_one(jnp.asarray(x), mp.delta, mp.lam, mp.kappa, mp.lam_trak, mp.n_proj,
+                               family=mp.family, grid_key=(mp.family, mp.gamma, mp.sigma, nodes),
+                               identity=mp.projection == "identity")
+    estimators = {e: {k: float(v) for k, v in row.items()} for e, row in est.items()}
+    constants = {k: float(v) for k, v in const.items()}
+    constants.update(m=fp.m, q=fp.q)
+    _check_finite(estimators, mp)
+    return {"config": mp.asdict(), "estimators": estimators, "constants": constants}
+
+
+_FIXED_POINT_PARAMS = ("delta", "lam")
+_BATCHED = ("delta", "kappa", "lam", "lam_trak", "n_proj")
+
+
+def predict_curve(vary: str, values, *, nodes: int = DEFAULT_NODES, **params) -> dict:
+    """`predict` along `values` of one parameter, batched: {"values", "estimators", "constants"}.
+
+    For vary in delta, kappa, lam, lam_trak, n_proj the fixed points are solved in sequence,
+    each warm-started from the previous one (none is needed when only kappa, lam_trak or n_proj
+    vary), and the assembly is one vmapped call; other parameters fall back to a loop of
+    `predict`. estimators[e][metric] and constants[k] are arrays aligned with `values`.
+    """
+    values = list(values)
+    if not values:
+        raise InvalidParameterError("predict_curve needs at least one value.")
+    if vary not in ("family", "delta", "kappa", "lam", "lam_trak", "gamma", "sigma", "n_proj", "projection"):
+        raise InvalidParameterError(f"cannot vary {vary!r}; choose a parameter of predict.")
+    models = [validate_model(**{**params, vary: v}) for v in values]
+    if vary not in _BATCHED:
+        results = [predict(**m.asdict(), nodes=nodes) for m in models]
+        return _stack(values, [r["estimators"] for r in results], [r["constants"] for r in results])
+    m0 = models[0]
+    if vary in _FIXED_POINT_PARAMS:     # warm starts, linearly extrapolated along the curve
+        xs, extra = [], []
+        for k, m in enumerate(models):
+            x0 = None
+            if k >= 2 and values[k - 1] != values[k - 2]:
+                slope = (values[k] - values[k - 1]) / (values[k - 1] - values[k - 2])
+                x0 = xs[-1] + slope * (xs[-1] - xs[-2])
+            elif k == 1:
+                x0 = xs[-1]
+            fp, x = solve_fixed_point(m.family, m.delta, m.lam, m.gamma, m.sigma, nodes=nodes, x0=x0)
+            xs.append(x)
+            extra.append(dict(m=fp.m, q=fp.q))
+        x_arg = jnp.asarray(np.stack(xs))
+    else:
+        fp, x = solve_fixed_point(m0.family, m0.delta, m0.lam, m0.gamma, m0.sigma, nodes=nodes)
+        x_arg, extra = jnp.asarray(x), [dict(m=fp.m, q=fp.q)] * len(models)
+    names = ("delta", "lam", "kappa", "lam_trak", "n_proj")
+    args = [jnp.asarray([getattr(m, k) for m in models]) if k == vary else jnp.asarray(getattr(m0, k))
+            for k in names]
+    axes = (0 if vary in _FIXED_POINT_PARAMS else None,) + tuple(0 if k == vary else None for k in names)
+    est, const = _assemble_many(x_arg, *args, family=m0.family, grid_key=(m0.family, m0.gamma, m0.sigma, nodes),
+                                identity=m0.projection == "identity", axes=axes)
+    const = {k: np.broadcast_to(np.asarray(v), (len(models),)) for k, v in const.items()}
+    est = {e: {k: np.broadcast_to(np.asarray(v), (len(models),)) for k, v in row.items()}
+           for e, row in est.items()}
+    _check_finite(est, f"{vary} in {values}")
+    const.update({k: np.asarray([e[k] for e in extra]) for k in ("m", "q")})
+    return {"values": np.asarray(values), "estimators": est, "constants": const}
+
+
+def _stack(values, estimators, constants):
+    est = {e: {k: np.asarray([r[e][k] for r in estimators]) for k in estimators[0][e]} for e in estimators[0]}
+    const = {k: np.asarray([c[k] for c in constants]) for k in constants[0]}
+    return {"values": np.asarray(values), "estimators": est, "constants": const}
