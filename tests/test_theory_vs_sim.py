@@ -1,0 +1,105 @@
+"""Theory against simulation (exact LOO) across families, n/p, k/p, lam, M and projections.
+
+Fast suite: 9 configurations at p = 200. `make validate` (marked slow): the same at p = 400 and
+p = 800, printing the table, and checking that the discrepancy shrinks as p doubles. Tolerance:
+3 Monte-Carlo standard errors plus the finite-size allowance of `sims.compare` (scaled by
+sqrt(400/p)).
+"""
+
+import math
+
+import numpy as np
+import pytest
+
+import sims
+from sims.compare import compare, format_comparisons
+from theory import predict
+
+CONFIGS = {
+    "logistic-base": dict(family="logistic", delta=2.0, gamma=1.0, lam=0.1, kappa=0.5, lam_trak=0.0, n_proj=1),
+    "logistic-smalllam-M4": dict(family="logistic", delta=4.0, gamma=1.0, lam=0.01, kappa=0.1, lam_trak=0.0, n_proj=4),
+    "logistic-n<p": dict(family="logistic", delta=0.5, gamma=2.0, lam=1.0, kappa=0.1, lam_trak=1.0, n_proj=1),
+    "logistic-noproj": dict(family="logistic", delta=1.0, gamma=1.0, lam=0.3, kappa=1.0, lam_trak=0.3, n_proj=1,
+                            projection="identity"),
+    "logistic-rademacher": dict(family="logistic", delta=2.0, gamma=1.0, lam=0.1, kappa=0.25, lam_trak=0.1, n_proj=1,
+                                projection="rademacher"),
+    "poisson-kappa1": dict(family="poisson", delta=2.0, gamma=0.5, lam=0.1, kappa=1.0, lam_trak=0.0, n_proj=1),
+    "poisson-M4": dict(family="poisson", delta=4.0, gamma=0.3, lam=0.01, kappa=0.5, lam_trak=0.01, n_proj=4),
+    "gaussian-n<p-M4": dict(family="gaussian", delta=0.5, gamma=1.0, sigma=1.0, lam=1.0, kappa=0.1, lam_trak=0.0,
+                            n_proj=4),
+    "gaussian-kappa1": dict(family="gaussian", delta=2.0, gamma=1.0, sigma=0.5, lam=0.1, kappa=1.0, lam_trak=0.1,
+                            n_proj=1),
+}
+
+
+def simulate_summary(cfg, p, reps, n_test=20, seed=11):
+    r = sims.simulate(**cfg, p=p, reps=reps, n_test=n_test, seed=seed)
+    est = {e: {m: {**cell, "reps": reps} for m, cell in row.items()} for e, row in r["estimators"].items()}
+    return {"config": r["config"], "estimators": est}
+
+
+@pytest.mark.parametrize("name", list(CONFIGS))
+def test_theory_matches_simulation_at_p200(name):
+    summary = simulate_summary(CONFIGS[name], p=200, reps=4)
+    comps = compare([summary])
+    assert len(comps) == 12
+    bad = [c for c in comps if not c.ok]
+    assert not bad, "\n" + format_comparisons(comps)
+
+
+def test_a_wrong_theory_is_rejected():
+    """Negative control: the first-order guess tau(B^2) = s2(mu) (instead of the second-order
+    (T7)) mispredicts TRAK by far more than the tolerance, so the comparison can fail."""
+    from theory import traces
+
+    cfg = CONFIGS["logistic-base"]
+    summary = simulate_summary(cfg, p=200, reps=4)
+    original = traces.kernel_traces
+
+    def naive(**kw):
+        out = original(**kw)
+        out["tau_Bbar2"] = out["s2"]
+        out["rho"] = out["tau_AB"] / (out["tau_A2"] * out["s2"]) ** 0.5
+        return out
+
+    from theory import prediction
+    prediction.kernel_traces = naive
+    try:
+        wrong = lambda **model: prediction.predict(**model, nodes=41)  # noqa: E731  (fresh compile)
+        comps = compare([summary], predictor=wrong, estimators=("trak",), metrics=("pearson",))
+    finally:
+        prediction.kernel_traces = original
+    assert comps and not comps[0].ok
+    assert comps[0].theory - comps[0].simulation > 0.1
+
+
+@pytest.mark.slow
+def test_theory_vs_simulation_convergence_in_p():
+    """At p = 400 and 800: every comparison within tolerance, the RMS discrepancy and the NS-LOO
+    gap smaller at p = 800 than at p = 400."""
+    tables = {}
+    for p, reps in ((400, 6), (800, 4)):
+        comps = []
+        for name, cfg in CONFIGS.items():
+            comps += compare([simulate_summary(cfg, p=p, reps=reps, n_test=30)])
+        print(f"\n=== p = {p} ===\n" + format_comparisons(comps))
+        tables[p] = comps
+    for p, comps in tables.items():
+        assert all(c.ok for c in comps), f"p = {p}: some comparisons fall outside tolerance"
+
+    def rms(comps, metric):
+        vals = [c.diff for c in comps if c.metric == metric and c.estimator in ("if", "trak")]
+        return math.sqrt(np.mean(np.square(vals)))
+
+    def ns_gap(comps):
+        return {(c.config["family"], c.config["delta"], c.config["lam"]): c.simulation
+                for c in comps if c.estimator == "ns" and c.metric == "rel_error"}
+
+    for metric in ("pearson", "spearman", "rel_error"):
+        print(f"RMS |sim - theory| {metric}: p=400 {rms(tables[400], metric):.4f}  p=800 {rms(tables[800], metric):.4f}")
+    gaps400, gaps800 = ns_gap(tables[400]), ns_gap(tables[800])
+    print("NS-LOO relative error p=400 -> 800:", {k: (round(gaps400[k], 4), round(gaps800[k], 4)) for k in gaps400})
+    assert rms(tables[800], "spearman") < rms(tables[400], "spearman")
+    for key, gap in gaps400.items():
+        if key[0] != "gaussian":          # NS = LOO exactly for the gaussian family
+            assert gaps800[key] < gap
