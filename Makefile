@@ -34,6 +34,7 @@ validate: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow -s
 
 bench: $(STAMP)
+	$(BIN)/python benchmarks/bench_theory.py
 	$(BIN)/python benchmarks/bench_loo.py
 
 figures: $(STAMP)

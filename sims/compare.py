@@ -59,7 +59,9 @@ class Comparison:
 
     @property
     def z(self) -> float:
-        return self.diff / self.se if self.se > 0 else math.inf * np.sign(self.diff)
+        if self.se > 0:
+            return self.diff / self.se
+        return 0.0 if self.diff == 0 else math.copysign(math.inf, self.diff)
 
     @property
     def ok(self) -> bool:

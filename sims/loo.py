@@ -19,7 +19,8 @@ converged after `chord_iters` steps (small lam near separability, where removing
 the curvature a lot) are refitted by damped Newton from beta_hat with that point's weight set to 0
 (globally convergent; n p^2 + p^3/3 flops per step), to the same tolerance. Per step and point: one gradient
 (2 n p flops) plus one solve with A (2 p^2 flops); a chunk of B points turns these into GEMMs.
-The chunk size comes from a memory budget; the result is LOO_i(x_0) = x_0^T (beta_hat - beta_{-i})
+The chunk size comes from a memory budget; with several JAX devices each chunk is sharded across
+them (`jax.sharding`, inputs replicated). The result is LOO_i(x_0) = x_0^T (beta_hat - beta_{-i})
 = -x_0^T Delta for every test point.
 """
 
@@ -94,6 +95,43 @@ def _loo_chunk(idx, X, y, X0, eta, g, w, r0, A, XA, lam, tol, *, family: str, ma
     return jax.vmap(one)(idx)
 
 
+class _Placement(NamedTuple):
+    """Where the LOO work runs: replicated inputs, chunks of points split across devices."""
+
+    chunk: int
+    devices: int
+    mesh: object
+
+    def round_up(self, size: int) -> int:
+        return -(-size // self.devices) * self.devices
+
+    def replicate(self, *arrays):
+        if self.devices == 1:
+            return arrays
+        from jax.sharding import NamedSharding, PartitionSpec
+
+        return tuple(jax.device_put(a, NamedSharding(self.mesh, PartitionSpec())) for a in arrays)
+
+    def split(self, idx):
+        if self.devices == 1:
+            return jnp.asarray(idx)
+        from jax.sharding import NamedSharding, PartitionSpec
+
+        return jax.device_put(np.asarray(idx), NamedSharding(self.mesh, PartitionSpec("d")))
+
+
+def _placement(chunk: int) -> _Placement:
+    """With several JAX devices, chunks are sharded over a 1-D mesh (jax.sharding): each device
+    runs the chord iterations of its share of the points; inputs are replicated."""
+    devices = jax.devices()
+    if len(devices) == 1:
+        return _Placement(chunk, 1, None)
+    from jax.sharding import Mesh
+
+    d = len(devices)
+    return _Placement(-(-chunk // d) * d, d, Mesh(np.array(devices), ("d",)))
+
+
 @partial(jax.jit, static_argnames=("family", "max_iter"))
 def _loo_newton(idx, X, y, X0, beta, g, lam, tol, *, family: str, max_iter: int):
     """Refit without point i by damped Newton from beta_hat, for each i in idx (the fallback)."""
@@ -123,6 +161,10 @@ def exact_loo(family: str, X, y, X0, fit: Fit, A, lam, *, XA=None, tol: float = 
     T = X0.shape[0]
     XA = X @ A if XA is None else XA
     B = chunk_size or chunk_size_for(n, p, T, memory_budget)
+    place = _placement(B)
+    B = place.chunk
+    X, y, X0, A, XA = place.replicate(X, y, X0, A, XA)
+    eta, g, w, r0, beta = place.replicate(fit.eta, fit.g, fit.w, fit.residual, fit.beta)
     values = np.empty((T, n))
     iters = np.empty(n, dtype=np.int64)
     resid = np.empty(n)
@@ -131,7 +173,7 @@ def exact_loo(family: str, X, y, X0, fit: Fit, A, lam, *, XA=None, tol: float = 
     for start in range(0, n, B):
         pos = np.arange(start, start + B)
         idx = order[np.minimum(pos, n - 1)]
-        v, it, rr = _loo_chunk(jnp.asarray(idx), X, y, X0, fit.eta, fit.g, fit.w, fit.residual, A, XA,
+        v, it, rr = _loo_chunk(place.split(idx), X, y, X0, eta, g, w, r0, A, XA,
                                lam, tol, family=get_family(family).name, max_iter=chord_iters)
         real = pos < n
         values[:, idx[real]] = np.asarray(v)[real].T
@@ -142,11 +184,13 @@ def exact_loo(family: str, X, y, X0, fit: Fit, A, lam, *, XA=None, tol: float = 
     slow = np.flatnonzero(~(resid <= tol) | ~np.all(np.isfinite(values), axis=0))
     for start in range(0, slow.size, B):
         idx = slow[start:start + B]
-        v, it, rr = _loo_newton(jnp.asarray(idx), X, y, X0, fit.beta, fit.g, lam, tol,
+        size = min(B, place.round_up(max(8, 1 << int(np.ceil(np.log2(idx.size))))))  # few shapes
+        padded = np.concatenate([idx, np.full(size - idx.size, idx[0])])
+        v, it, rr = _loo_newton(place.split(padded), X, y, X0, beta, g, lam, tol,
                                 family=get_family(family).name, max_iter=newton_iters)
-        values[:, idx] = np.asarray(v).T
-        iters[idx] += np.asarray(it)
-        resid[idx] = np.asarray(rr)
+        values[:, idx] = np.asarray(v)[:idx.size].T
+        iters[idx] += np.asarray(it)[:idx.size]
+        resid[idx] = np.asarray(rr)[:idx.size]
     bad = ~(resid <= tol) | ~np.all(np.isfinite(values), axis=0)
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
