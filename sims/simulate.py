@@ -106,6 +106,11 @@ def run_replicate(sp: SimParams, rep: int, *, keep_influence: bool = False,
             raise NotConvergedError(f"the {name.upper()} estimator produced non-finite values; "
                                     "its Gram matrix is numerically singular (increase lam_trak).")
         metrics[name] = {k: np.asarray(v) for k, v in row_metrics(jnp.asarray(est), loo_j, top_m=sp.top_m).items()}
+        bad = [k for k, v in metrics[name].items() if not np.all(np.isfinite(v))]
+        if bad:
+            raise NotConvergedError(
+                f"the {bad[0]} of {name.upper()} is not finite: some test point has constant LOO or "
+                f"{name.upper()} influences (a degenerate configuration).")
     diagnostics = {
         "newton_steps": int(fit.n_iter),
         "loo_chord_steps_mean": float(loo.n_iter.mean()),

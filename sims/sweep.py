@@ -199,6 +199,8 @@ def run_sweep(spec: Spec | str | Path, out_dir=None, *, progress: bool = True,
     except OSError as e:
         raise InvalidParameterError(
             f"cannot create the output directory {str(store.root)!r}: {e.strerror}.") from None
+    for stale in store.points.glob(".*.tmp"):   # left by a run killed while writing
+        stale.unlink(missing_ok=True)
     todo = list(units(spec))
     missing = [u for u in todo if not store.has(u[2])]
     pending = missing if max_units is None else missing[:max_units]

@@ -24,7 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .errors import EstimatorDoesNotExistError, NotConvergedError
-from .glm_law import DEFAULT_NODES, atoms, law_grid
+from .glm_law import DEFAULT_NODES, atoms, grid_key, law_grid
 from .traces import mp_b
 
 TOL = 1e-12
@@ -177,7 +177,7 @@ def solve_fixed_point(family: str, delta: float, lam: float, gamma: float, sigma
         fp = gaussian_fixed_point(delta, lam, gamma, sigma)
         fp = FixedPoint(*(float(v) for v in fp))
         return fp, np.array([np.log(fp.c), fp.m / gamma if gamma > 0 else 0.0, np.log(fp.r)])
-    key = (family, float(gamma), float(sigma), int(nodes))
+    key = grid_key(family, gamma, sigma, nodes)
 
     def attempt(x, lam_):
         x, res = _newton(jnp.asarray(x), delta, lam_, family=family, grid_key=key)

@@ -76,6 +76,15 @@ def _law_grid(fam, gamma, sigma, nodes):
     return LawGrid(*(np.ascontiguousarray(a, dtype=np.float64) for a in (nu, xi, yy, weight / weight.sum())))
 
 
+def grid_key(family: str, gamma: float, sigma: float, nodes: int = DEFAULT_NODES) -> tuple:
+    """Static key of the quadrature (compiled functions are cached per key): only what the grid
+    depends on, so that e.g. sigma does not trigger recompilation for logistic or poisson; the
+    gaussian family needs no (nu, xi, y) grid at all (closed form, `gaussian_atoms`)."""
+    if family == "gaussian":
+        return ("gaussian", 0.0, 0.0, int(nodes))
+    return (family, float(gamma), 0.0, int(nodes))
+
+
 def atoms(grid: LawGrid, family: str, c, a, r):
     """(nu, y, g, w, weight) at every atom for the fixed-point unknowns (c, a = m/gamma, r)."""
     fam = get_family(family)

@@ -120,7 +120,8 @@ def validate_model(*, family="logistic", delta=2.0, kappa=0.5, lam=0.1, lam_trak
             "set gamma > 0 or sigma > 0.")
     if fam == "logistic" and gamma > 20:
         raise InvalidParameterError(f"gamma must be <= 20 for the logistic family, got {gamma:g}.")
-    if fam == "poisson" and gamma > 3:
+    if fam == "poisson" and gamma > 1.5:
         raise InvalidParameterError(
-            f"gamma must be <= 3 for the poisson family (responses ~ exp(gamma * N(0,1))), got {gamma:g}.")
+            f"gamma must be <= 1.5 for the poisson family (counts ~ exp(gamma * N(0,1)) up to "
+            f"e^(8 gamma)), got {gamma:g}.")
     return ModelParams(fam, delta, kappa, lam, lam_trak, gamma, sigma, n_proj, projection)

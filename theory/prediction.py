@@ -26,7 +26,7 @@ import numpy as np
 
 from .errors import InvalidParameterError, NotConvergedError
 from .fixed_point import solve_fixed_point
-from .glm_law import DEFAULT_NODES, atoms, gaussian_atoms, law_grid
+from .glm_law import DEFAULT_NODES, atoms, gaussian_atoms, grid_key, law_grid
 from .params import validate_model
 from .spearman import spearman_if, spearman_trak
 from .traces import kernel_traces
@@ -103,7 +103,7 @@ def predict(*, family="logistic", delta=2.0, kappa=0.5, lam=0.1, lam_trak=0.0, g
                         gamma=gamma, sigma=sigma, n_proj=n_proj, projection=projection)
     fp, x = solve_fixed_point(mp.family, mp.delta, mp.lam, mp.gamma, mp.sigma, nodes=nodes)
     est, const = _assemble_one(jnp.asarray(x), mp.delta, mp.lam, mp.kappa, mp.lam_trak, mp.n_proj,
-                               family=mp.family, grid_key=(mp.family, mp.gamma, mp.sigma, nodes),
+                               family=mp.family, grid_key=grid_key(mp.family, mp.gamma, mp.sigma, nodes),
                                identity=mp.projection == "identity")
     estimators = {e: {k: float(v) for k, v in row.items()} for e, row in est.items()}
     constants = {k: float(v) for k, v in const.items()}
@@ -154,7 +154,8 @@ def predict_curve(vary: str, values, *, nodes: int = DEFAULT_NODES, **params) ->
     args = [jnp.asarray([getattr(m, k) for m in models]) if k == vary else jnp.asarray(getattr(m0, k))
             for k in names]
     axes = (0 if vary in _FIXED_POINT_PARAMS else None,) + tuple(0 if k == vary else None for k in names)
-    est, const = _assemble_many(x_arg, *args, family=m0.family, grid_key=(m0.family, m0.gamma, m0.sigma, nodes),
+    est, const = _assemble_many(x_arg, *args, family=m0.family,
+                                grid_key=grid_key(m0.family, m0.gamma, m0.sigma, nodes),
                                 identity=m0.projection == "identity", axes=axes)
     const = {k: np.broadcast_to(np.asarray(v), (len(models),)) for k, v in const.items()}
     est = {e: {k: np.broadcast_to(np.asarray(v), (len(models),)) for k, v in row.items()}
