@@ -23,6 +23,8 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'
+	@# optional extra, best effort: without it tests/test_ray.py is skipped with its reason
+	-$(BIN)/python -m pip install --quiet 'ray>=2.9' || echo "ray not installed: the Ray executor test will be skipped"
 	@touch $(STAMP)
 
 install: $(STAMP)
@@ -36,6 +38,8 @@ validate: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_theory.py
 	$(BIN)/python benchmarks/bench_loo.py
+	$(BIN)/python benchmarks/bench_sweep.py
+	$(BIN)/python benchmarks/bench_scaling.py
 
 figures: $(STAMP)
 	$(BIN)/trak-sim figures --preset quick

@@ -180,6 +180,9 @@ def _add_sweep(sub) -> None:
     p.add_argument("spec", help="path of the TOML spec")
     p.add_argument("--preset", default=None, help="apply [presets.NAME] of the spec (e.g. quick, paper)")
     p.add_argument("--out", default=None, help="store directory (default: results/<spec name>)")
+    p.add_argument("--executor", default="local", choices=("local", "ray"),
+                   help="local: this process (all visible JAX devices); ray: one Ray task per point, "
+                        "local Ray instance or RAY_ADDRESS (extra trak-sim[ray]) (default: %(default)s)")
     p.add_argument("--max-points", type=_int, default=None,
                    help="stop after this many new points (default: run all)")
     p.add_argument("--json", action="store_true", help="print a JSON summary on stdout")
@@ -194,7 +197,7 @@ def _run_sweep(args) -> int:
     if args.max_points is not None and args.max_points < 0:
         raise InvalidParameterError(f"max_points must be >= 0, got {args.max_points}.")
     summary = run_sweep(spec, args.out, progress=not (args.no_progress or args.json),
-                        max_units=args.max_points)
+                        max_units=args.max_points, executor=args.executor)
     if args.json:
         print(json.dumps(summary.asdict(), indent=2))
     else:

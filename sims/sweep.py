@@ -185,13 +185,22 @@ class SweepSummary:
         return dict(self.__dict__)
 
 
+EXECUTORS = ("local", "ray")
+
+
 def run_sweep(spec: Spec | str | Path, out_dir=None, *, progress: bool = True,
-              max_units: int | None = None) -> SweepSummary:
+              max_units: int | None = None, executor: str = "local") -> SweepSummary:
     """Run every unfinished unit of `spec` and rebuild the table (see module docstring).
 
     `out_dir` defaults to results/<spec name>. `max_units` stops after that many new units
     (used by tests of resumption). Ctrl-C keeps every finished point and the table consistent.
+    executor "local" runs the units in this process (exact-LOO chunks sharded over the visible
+    JAX devices); "ray" submits each unit as a Ray task (extra `trak-sim[ray]`; connects to
+    RAY_ADDRESS if set, else starts a local Ray instance) while this process, the only writer,
+    stores the finished points as they arrive, in the same store and cache.
     """
+    if executor not in EXECUTORS:
+        raise InvalidParameterError(f"executor must be one of {', '.join(EXECUTORS)}, got {executor!r}.")
     spec = spec if isinstance(spec, Spec) else load_spec(spec)
     store = Store(Path(out_dir) if out_dir is not None else Path("results") / spec.name)
     try:
@@ -211,8 +220,9 @@ def run_sweep(spec: Spec | str | Path, out_dir=None, *, progress: bool = True,
         from tqdm.auto import tqdm
         bar = tqdm(total=len(pending), desc=f"sweep {spec.name}", unit="pt")
     try:
-        for sp, rep, h in pending:
-            store.put(h, compute_unit(spec.name, sp, rep, h, version))
+        results = (_ray_results if executor == "ray" else _local_results)(spec.name, pending, version)
+        for h, record in results:
+            store.put(h, record)
             if bar is not None:
                 bar.update(1)
     finally:
@@ -221,6 +231,35 @@ def run_sweep(spec: Spec | str | Path, out_dir=None, *, progress: bool = True,
         table = store.write_table(spec.name)
     return SweepSummary(spec.name, str(store.root), str(table), len(todo), len(todo) - len(missing),
                         len(pending), time.perf_counter() - t0)
+
+
+def _local_results(spec_name, pending, version):
+    for sp, rep, h in pending:
+        yield h, compute_unit(spec_name, sp, rep, h, version)
+
+
+def _ray_results(spec_name, pending, version):
+    """Yield (hash, record) as Ray tasks finish (in completion order)."""
+    try:
+        import ray
+    except ImportError:
+        raise InvalidParameterError("executor 'ray' needs Ray: pip install 'trak-sim[ray]'.") from None
+    if not pending:
+        return
+    if not ray.is_initialized():
+        import os
+        ray.init(address=os.environ.get("RAY_ADDRESS"), ignore_reinit_error=True, log_to_driver=False,
+                 include_dashboard=False)
+    remote = ray.remote(compute_unit)
+    futures = {remote.remote(spec_name, sp, rep, h, version): h for sp, rep, h in pending}
+    try:
+        while futures:
+            done, _ = ray.wait(list(futures), num_returns=1)
+            h = futures.pop(done[0])
+            yield h, ray.get(done[0])
+    finally:
+        for ref in futures:           # interrupted: do not leave work running
+            ray.cancel(ref, force=True)
 
 
 def summary_json(summary: SweepSummary) -> str:
