@@ -5,7 +5,8 @@ side in one run (after a warm-up that compiles every jitted function):
 
   suite     sims.loo.exact_loo: all n exact LOO solutions (tolerance --tol on the relative
             gradient of every leave-one-out objective)
-  baseline  n independent refits with scipy.optimize.minimize(method="trust-ncg"), each
+  baselines n independent refits with scipy.optimize.minimize(method="trust-ncg") (the fastest
+            scipy solver here) and, on fewer points, method="L-BFGS-B"; each
             warm-started at beta_hat, analytic gradient and Hessian-vector products, stopped at
             the same gradient-norm tolerance (gtol). scipy's solvers judge progress by the decrease
             of the objective, which rounding hides below a relative gradient of ~1e-7, so the
@@ -60,7 +61,8 @@ def main(argv=None):
     ap.add_argument("--lam", type=float, default=0.1)
     ap.add_argument("--tol", type=float, default=1e-10, help="the suite's default LOO tolerance")
     ap.add_argument("--tol-compare", type=float, default=1e-6, help="common tolerance of suite and baseline")
-    ap.add_argument("--baseline-sample", type=int, default=60)
+    ap.add_argument("--baseline-sample", type=int, default=60, help="refits timed with trust-ncg")
+    ap.add_argument("--lbfgs-sample", type=int, default=10, help="refits timed with L-BFGS-B")
     ap.add_argument("--repeat", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
@@ -90,52 +92,64 @@ def main(argv=None):
     g = np.asarray(fit.g)
     gscale = np.sqrt(np.mean(g * g))
     rng = np.random.default_rng(args.seed)
-    sample = rng.choice(n, size=min(args.baseline_sample, n), replace=False)
-    iters, ok, max_diff = [], 0, 0.0
-    t0 = time.perf_counter()
-    for i in sample:
-        keep = np.arange(n) != i
-        Xi, yi = X[keep], y[keep]
+    order = rng.permutation(n)
 
-        def f_and_grad(b):
-            eta = Xi @ b
-            loss = np.sum(np.logaddexp(0.0, eta) - yi * eta) + 0.5 * lam * b @ b
-            return loss, Xi.T @ (1.0 / (1.0 + np.exp(-eta)) - yi) + lam * b
+    def scipy_refits(method, count):
+        """Time `count` independent warm-started refits with scipy; scale to n."""
+        iters, ok, max_diff = [], 0, 0.0
+        sample = order[:min(count, n)]
+        t0 = time.perf_counter()
+        for i in sample:
+            keep = np.arange(n) != i
+            Xi, yi = X[keep], y[keep]
 
-        def hessp(b, v):
-            mu = 1.0 / (1.0 + np.exp(-(Xi @ b)))
-            return Xi.T @ (mu * (1.0 - mu) * (Xi @ v)) + lam * v
+            def f_and_grad(b):
+                eta = Xi @ b
+                loss = np.sum(np.logaddexp(0.0, eta) - yi * eta) + 0.5 * lam * b @ b
+                return loss, Xi.T @ (1.0 / (1.0 + np.exp(-eta)) - yi) + lam * b
 
-        target = args.tol_compare * (np.linalg.norm(X[i]) * abs(g[i]) + 1e-4 * gscale)   # the suite's criterion
-        res = minimize(f_and_grad, beta_hat, jac=True, hessp=hessp, method="trust-ncg",
-                       options=dict(gtol=target, maxiter=1000))
-        iters.append(res.nit)
-        ok += np.linalg.norm(f_and_grad(res.x)[1]) <= target
-        max_diff = max(max_diff, np.abs(np.asarray(d.X0) @ (beta_hat - res.x) - loo_cmp.values[:, i]).max())
-    t_base = (time.perf_counter() - t0) * n / len(sample)
+            def hessp(b, v):
+                mu = 1.0 / (1.0 + np.exp(-(Xi @ b)))
+                return Xi.T @ (mu * (1.0 - mu) * (Xi @ v)) + lam * v
 
+            target = args.tol_compare * (np.linalg.norm(X[i]) * abs(g[i]) + 1e-4 * gscale)   # the suite's criterion
+            if method == "trust-ncg":
+                res = minimize(f_and_grad, beta_hat, jac=True, hessp=hessp, method=method,
+                               options=dict(gtol=target, maxiter=1000))
+            else:   # L-BFGS-B stops on the largest gradient entry: |g|_inf <= target/sqrt(p) implies |g|_2 <= target
+                res = minimize(f_and_grad, beta_hat, jac=True, method=method,
+                               options=dict(gtol=target / np.sqrt(p), ftol=0.0, maxiter=20000))
+            iters.append(res.nit)
+            ok += np.linalg.norm(f_and_grad(res.x)[1]) <= target
+            max_diff = max(max_diff, np.abs(np.asarray(d.X0) @ (beta_hat - res.x) - loo_cmp.values[:, i]).max())
+        return dict(method=method, seconds_extrapolated=(time.perf_counter() - t0) * n / len(sample),
+                    refits_timed=len(sample), iterations_median=float(np.median(iters)),
+                    reached_tolerance=f"{ok}/{len(sample)}", max_abs_diff_vs_suite=float(max_diff))
+
+    baselines = [scipy_refits("trust-ncg", args.baseline_sample), scipy_refits("L-BFGS-B", args.lbfgs_sample)]
+    fastest = min(baselines, key=lambda b: b["seconds_extrapolated"])
     out = dict(
         n=n, p=p, lam=lam, tol=tol, tol_compare=args.tol_compare, family="logistic",
-        suite_s=t_suite, suite_s_at_tol_compare=t_suite_cmp, baseline_s_extrapolated=t_base,
-        floor_s=t_floor, speedup_vs_baseline=t_base / t_suite_cmp, ratio_to_floor=t_suite / t_floor,
+        suite_s=t_suite, suite_s_at_tol_compare=t_suite_cmp, floor_s=t_floor, baselines=baselines,
+        speedup_vs_fastest_baseline=fastest["seconds_extrapolated"] / t_suite_cmp,
+        speedups={b["method"]: b["seconds_extrapolated"] / t_suite_cmp for b in baselines},
+        ratio_to_floor=t_suite / t_floor,
         suite_chord_steps_mean_at_tol_compare=float(loo_cmp.n_iter.mean()),
         suite_chord_steps_mean=float(loo.n_iter.mean()), suite_chord_steps_max=int(loo.n_iter.max()),
-        baseline_sample=len(sample), baseline_iters_median=float(np.median(iters)),
-        baseline_reached_tolerance=f"{ok}/{len(sample)}",
-        max_abs_diff_suite_vs_baseline=float(max_diff),
         device=jax.devices()[0].platform, jax=jax.__version__, cpu_count=os.cpu_count(),
         machine=platform.machine(),
     )
     print(f"exact LOO, logistic ridge, n = {n}, p = {p}, lam = {lam} "
           f"({out['device']}, {out['cpu_count']} cores)")
-    print(f"  at tol {args.tol_compare:g}: suite {t_suite_cmp:8.2f} s ({loo_cmp.n_iter.mean():.2f} chord steps), "
-          f"baseline {t_base:8.2f} s (scipy trust-ncg warm start; {len(sample)} refits timed, median "
-          f"{out['baseline_iters_median']:.0f} iterations, tolerance reached {ok}/{len(sample)})")
+    print(f"  at tol {args.tol_compare:g}: suite {t_suite_cmp:8.2f} s ({loo_cmp.n_iter.mean():.2f} chord steps)")
+    for b in baselines:
+        print(f"    baseline scipy {b['method']:<9s} {b['seconds_extrapolated']:8.2f} s  ({b['refits_timed']} warm-started "
+              f"refits timed, median {b['iterations_median']:.0f} iterations, tolerance reached "
+              f"{b['reached_tolerance']}) -> speedup {out['speedups'][b['method']]:.1f}x")
     print(f"  at tol {tol:g}: suite {t_suite:8.2f} s ({out['suite_chord_steps_mean']:.2f} chord steps), "
           f"floor {t_floor:8.3f} s (one gradient per LOO problem)")
-    print(f"  speedup vs baseline (tol {args.tol_compare:g})  {out['speedup_vs_baseline']:7.1f}x   (target >= 50x)")
+    print(f"  speedup vs the fastest baseline (tol {args.tol_compare:g})  {out['speedup_vs_fastest_baseline']:7.1f}x   (target >= 50x)")
     print(f"  suite / floor (tol {tol:g})          {out['ratio_to_floor']:7.1f}x   (target <= 10x)")
-    print(f"  max |suite - baseline| on test outputs: {max_diff:.1e}")
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "bench_loo.json").write_text(json.dumps(out, indent=2))
     return out

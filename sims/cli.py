@@ -63,6 +63,9 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
                    help="noise s.d. of the gaussian family (default: %(default)s)")
     g.add_argument("--n-proj", type=_int, default=1,
                    help="M, number of independent projections averaged by TRAK (default: %(default)s)")
+    g.add_argument("--variants", action="store_true",
+                   help="also the corrected TRAK estimators: trak_w (Hessian-weighted Gram), trak_lev "
+                        "(leave-one-out factor in the projected space), trak_wlev (both)")
     g.add_argument("--projection", default="gaussian", choices=("gaussian", "rademacher", "identity"),
                    help="entries of P: N(0,1/k), +-1/sqrt(k), or P = I (no projection; kappa = 1) "
                         "(default: %(default)s)")
@@ -71,7 +74,7 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
 def model_kwargs(args) -> dict:
     return dict(family=args.family, delta=args.delta, kappa=args.kappa, lam=args.lam,
                 lam_trak=args.lam_trak, gamma=args.gamma, sigma=args.sigma, n_proj=args.n_proj,
-                projection=args.projection)
+                projection=args.projection, variants=args.variants)
 
 
 # ------------------------------------------------------------------------------------ predict
@@ -123,6 +126,9 @@ def _add_simulate(sub) -> None:
     g.add_argument("--n-test", type=_int, default=20, help="test points per replicate (default: %(default)s)")
     g.add_argument("--reps", type=_int, default=2, help="independent replicates (default: %(default)s)")
     g.add_argument("--seed", type=_int, default=0, help="integer seed of all randomness (default: %(default)s)")
+    g.add_argument("--design", default="gaussian", choices=("gaussian", "rademacher", "student_t"),
+                   help="entries of the features (covariance I/p): Gaussian, +-1, or Student-t with 5 "
+                        "d.f. (heavy tails); the theory assumes Gaussian (default: %(default)s)")
     g.add_argument("--top-m", type=_int, default=None, help="m of the top-m overlap (default: 5%% of n)")
     g.add_argument("--tol", type=_float, default=1e-10,
                    help="relative gradient tolerance of every exact-LOO refit (default: %(default)s)")
@@ -139,7 +145,7 @@ def _run_simulate(args) -> int:
     if args.memory_mb < 1:
         raise InvalidParameterError(f"memory_mb must be >= 1, got {args.memory_mb}.")
     result = simulate(**model_kwargs(args), p=args.p, n_test=args.n_test, reps=args.reps,
-                      seed=args.seed, top_m=args.top_m, tol=args.tol,
+                      seed=args.seed, top_m=args.top_m, tol=args.tol, design=args.design,
                       memory_budget=args.memory_mb * 2**20,
                       progress=not (args.no_progress or args.json))
     print(json.dumps(result, indent=2) if args.json else format_simulation(result))
@@ -218,20 +224,22 @@ def _add_compare(sub) -> None:
     p.add_argument("--allowance", type=_float, default=None,
                    help="finite-size allowance at p = 400 for every metric (default: pearson/spearman "
                         "0.01, rel_error 0.03, scale 0.05)")
-    p.add_argument("--estimators", default="if,ns,trak", help="comma-separated (default: %(default)s)")
+    p.add_argument("--estimators", default="if,ns,trak,trak_lev,trak_w,trak_wlev",
+                   help="comma-separated; variants are compared where simulated (default: %(default)s)")
     p.add_argument("--metrics", default="pearson,spearman,rel_error,scale", help="comma-separated (default: %(default)s)")
     p.add_argument("--json", action="store_true", help="print the comparisons as JSON on stdout")
     p.set_defaults(run=_run_compare)
 
 
 def _run_compare(args) -> int:
-    from sims.compare import PREDICTED_METRICS, compare, format_comparisons, load_rows, summarize
+    from sims.compare import (ALL_ESTIMATORS, PREDICTED_METRICS, compare, format_comparisons, load_rows,
+                              summarize)
 
     estimators = [e for e in args.estimators.split(",") if e]
     metrics = [m for m in args.metrics.split(",") if m]
     for e in estimators:
-        if e not in ("if", "ns", "trak"):
-            raise InvalidParameterError(f"estimators must be among if, ns, trak, got {e!r}.")
+        if e not in ALL_ESTIMATORS:
+            raise InvalidParameterError(f"estimators must be among {', '.join(ALL_ESTIMATORS)}, got {e!r}.")
     for m in metrics:
         if m not in PREDICTED_METRICS:
             raise InvalidParameterError(f"metrics must be among {', '.join(PREDICTED_METRICS)}, got {m!r}.")

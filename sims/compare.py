@@ -28,6 +28,7 @@ from .store import CONFIG_COLUMNS, read_table
 
 PREDICTED_METRICS = ("pearson", "spearman", "rel_error", "scale")
 MODEL_KEYS = ("family", "delta", "kappa", "lam", "lam_trak", "gamma", "sigma", "n_proj", "projection")
+ALL_ESTIMATORS = ("if", "ns", "trak", "trak_lev", "trak_w", "trak_wlev")
 DEFAULT_N_SE = 3.0
 DEFAULT_ALLOWANCE = {"pearson": 0.01, "spearman": 0.01, "rel_error": 0.02, "scale": 0.03}
 NS_REL_ERROR_ALLOWANCE = 0.1
@@ -112,7 +113,7 @@ def summarize(rows: list[dict]) -> list[dict]:
 
 
 def compare(summaries: list[dict], *, n_se: float = DEFAULT_N_SE, allowance=None,
-            estimators=("if", "ns", "trak"), metrics=PREDICTED_METRICS, predictor=None) -> list[Comparison]:
+            estimators=ALL_ESTIMATORS, metrics=PREDICTED_METRICS, predictor=None) -> list[Comparison]:
     """Compare every summarized configuration with `theory.predict` (or `predictor(**model)`)."""
     from theory import predict
 
@@ -123,13 +124,15 @@ def compare(summaries: list[dict], *, n_se: float = DEFAULT_N_SE, allowance=None
     for s in summaries:
         cfg = s["config"]
         model = {k: cfg[k] for k in MODEL_KEYS}
+        if cfg.get("variants"):
+            model["variants"] = True
         key = tuple(sorted(model.items()))
         if key not in cache:
             cache[key] = predictor(**model)
         th = cache[key]["estimators"]
         for e in estimators:
             for m in metrics:
-                if e not in s["estimators"] or m not in s["estimators"][e]:
+                if e not in s["estimators"] or m not in s["estimators"][e] or e not in th:
                     continue
                 cell = s["estimators"][e][m]
                 tol = n_se * cell["se"] + allowance_for(e, m, th[e][m], cfg["p"], allowance)

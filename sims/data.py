@@ -1,7 +1,10 @@
-"""Synthetic data of DESIGN.md §2: Gaussian design, Gaussian truth, family responses.
+"""Synthetic data of DESIGN.md §2: design, Gaussian truth, family responses.
 
-x_i iid N(0, Sigma) with Sigma = I_p / p (so ||x_i||^2 ~ 1), beta* iid N(0, gamma^2),
-y_i | s_i from the family with s_i = x_i^T beta*; test points x_0 drawn like x_i.
+x_i iid with covariance I_p / p (so ||x_i||^2 ~ 1): entries z/sqrt(p) with z standard normal
+("gaussian", the default of the theory), a Rademacher sign ("rademacher") or a Student-t with 5
+degrees of freedom scaled to unit variance ("student_t", heavy tails), to test universality.
+beta* iid N(0, gamma^2); y_i | s_i from the family with s_i = x_i^T beta*; test points x_0
+drawn like x_i.
 """
 
 from __future__ import annotations
@@ -14,6 +17,9 @@ import jax.numpy as jnp
 
 from theory.families import get_family
 
+DESIGNS = ("gaussian", "rademacher", "student_t")
+STUDENT_DF = 5.0
+
 
 class Data(NamedTuple):
     X: jax.Array          # (n, p) training design
@@ -22,13 +28,26 @@ class Data(NamedTuple):
     beta_star: jax.Array  # (p,) truth
 
 
-@partial(jax.jit, static_argnames=("family", "n", "p", "n_test"))
-def make_data(key, *, family: str, n: int, p: int, n_test: int, gamma, sigma) -> Data:
+def design_entries(key, shape, design: str = "gaussian"):
+    """iid entries with mean 0 and variance 1."""
+    if design == "gaussian":
+        return jax.random.normal(key, shape, dtype=jnp.float64)
+    if design == "rademacher":
+        return jax.random.rademacher(key, shape, dtype=jnp.float64)
+    if design == "student_t":
+        t = jax.random.t(key, STUDENT_DF, shape, dtype=jnp.float64)
+        return t * jnp.sqrt((STUDENT_DF - 2.0) / STUDENT_DF)
+    raise ValueError(f"unknown design {design!r}")
+
+
+@partial(jax.jit, static_argnames=("family", "n", "p", "n_test", "design"))
+def make_data(key, *, family: str, n: int, p: int, n_test: int, gamma, sigma,
+              design: str = "gaussian") -> Data:
     """Draw one data set; every random bit derives from `key`."""
     k_x, k_x0, k_beta, k_y = jax.random.split(key, 4)
     scale = 1.0 / jnp.sqrt(p)
-    X = scale * jax.random.normal(k_x, (n, p), dtype=jnp.float64)
-    X0 = scale * jax.random.normal(k_x0, (n_test, p), dtype=jnp.float64)
+    X = scale * design_entries(k_x, (n, p), design)
+    X0 = scale * design_entries(k_x0, (n_test, p), design)
     beta_star = gamma * jax.random.normal(k_beta, (p,), dtype=jnp.float64)
     y = get_family(family).sample(k_y, X @ beta_star, sigma)
     return Data(X, y, X0, beta_star)

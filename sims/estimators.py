@@ -54,3 +54,45 @@ def trak_influence(key, X, X0, g, lam_trak, *, k: int, n_proj: int, projection: 
 
     acc = jax.lax.fori_loop(0, n_proj, add_one, jnp.zeros((X0.shape[0], X.shape[0]), X.dtype))
     return -(acc / n_proj) * g
+
+
+def _kernel_and_leverage(Phi, Phi0, lam_trak, weights=None):
+    """(Phi_0 G^{-1} Phi^T, h) with G = Phi^T diag(v) Phi + lamT I and h_i = phi_i^T G^{-1} phi_i."""
+    v = jnp.ones(Phi.shape[0], Phi.dtype) if weights is None else weights
+    G = (Phi.T * v) @ Phi + lam_trak * jnp.eye(Phi.shape[1], dtype=Phi.dtype)
+    L = jnp.linalg.cholesky(G)
+    Z = jax.scipy.linalg.cho_solve((L, True), jnp.concatenate([Phi0, Phi], axis=0).T)   # G^{-1} [Phi0; Phi]^T
+    T = Phi0.shape[0]
+    return Z[:, :T].T @ Phi.T, jnp.sum(Z[:, T:].T * Phi, axis=1)
+
+
+@partial(jax.jit, static_argnames=("k", "n_proj", "projection"))
+def trak_variants(key, X, X0, g, w, lam_trak, *, k: int, n_proj: int, projection: str):
+    """TRAK and its corrected variants (docs/theory.md §5), each (T, n), averaged over M projections:
+
+        trak       -phi_0^T (Phi^T Phi + lamT)^{-1} phi_i g_i                       (as trak_influence)
+        trak_lev   trak_i / (1 - h_i),       h_i = phi_i^T (Phi^T Phi + lamT)^{-1} phi_i
+        trak_w     -phi_0^T (Phi^T W Phi + lamT)^{-1} phi_i g_i                     (Hessian-weighted Gram)
+        trak_wlev  trak_w_i / (1 - w_i h^w_i), h^w_i = phi_i^T (Phi^T W Phi + lamT)^{-1} phi_i
+
+    With P = I and lamT = lam, trak_w is IF and trak_wlev is NS (ALO) exactly.
+    """
+    names = ("trak", "trak_lev", "trak_w", "trak_wlev")
+
+    def scores(Phi, Phi0):
+        S, h = _kernel_and_leverage(Phi, Phi0, lam_trak)
+        Sw, hw = _kernel_and_leverage(Phi, Phi0, lam_trak, w)
+        return {"trak": -S * g, "trak_lev": -S * g / (1.0 - h), "trak_w": -Sw * g,
+                "trak_wlev": -Sw * g / (1.0 - w * hw)}
+
+    if projection == "identity":
+        return scores(X, X0)
+
+    def add_one(m, acc):
+        P = projection_matrix(jax.random.fold_in(key, m), X.shape[1], k, projection)
+        new = scores(X @ P, X0 @ P)
+        return {name: acc[name] + new[name] for name in names}
+
+    zero = jnp.zeros((X0.shape[0], X.shape[0]), X.dtype)
+    acc = jax.lax.fori_loop(0, n_proj, add_one, {name: zero for name in names})
+    return {name: acc[name] / n_proj for name in names}

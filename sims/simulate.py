@@ -15,15 +15,20 @@ import jax.numpy as jnp
 import numpy as np
 
 from theory.errors import InvalidParameterError, NotConvergedError
-from theory.params import ModelParams, check_int, check_real, validate_model
+from theory.params import ModelParams, check_choice, check_int, check_real, validate_model
 
-from .data import make_data
-from .estimators import if_ns_influence, trak_influence
+from .data import DESIGNS, make_data
+from .estimators import if_ns_influence, trak_influence, trak_variants
 from .fit import check_fit, hessian_inverse, newton_fit
 from .loo import DEFAULT_MEMORY_BUDGET, exact_loo
 from .metrics import METRICS, default_top_m, mean_and_se, row_metrics
 
 ESTIMATORS = ("if", "ns", "trak")
+VARIANTS = ("trak_lev", "trak_w", "trak_wlev")
+
+
+def estimator_names(sp) -> tuple:
+    return ESTIMATORS + (VARIANTS if sp.variants else ())
 
 
 @dataclass(frozen=True)
@@ -40,6 +45,8 @@ class SimParams:
     top_m: int
     tol: float = 1e-10
     memory_budget: int = DEFAULT_MEMORY_BUDGET
+    design: str = "gaussian"
+    variants: bool = False
 
     def asdict(self) -> dict:
         d = self.model.asdict()
@@ -48,7 +55,8 @@ class SimParams:
 
 
 def validate_sim(*, p=200, n_test=20, reps=2, seed=0, top_m=None, tol=1e-10,
-                 memory_budget=DEFAULT_MEMORY_BUDGET, **model) -> SimParams:
+                 memory_budget=DEFAULT_MEMORY_BUDGET, design="gaussian", variants=False,
+                 **model) -> SimParams:
     """Check the simulation settings (see `simulate`); raise `InvalidParameterError` on bad input."""
     m = validate_model(**model)
     p = check_int("p", p, lo=2, hi=200_000)
@@ -64,7 +72,10 @@ def validate_sim(*, p=200, n_test=20, reps=2, seed=0, top_m=None, tol=1e-10,
     top_m = default_top_m(n) if top_m is None else check_int("top_m", top_m, lo=1, hi=n)
     tol = check_real("tol", tol, lo=1e-15, hi=1e-4)
     memory_budget = check_int("memory_budget", memory_budget, lo=2**20)
-    return SimParams(m, p, n, k, n_test, reps, seed, top_m, tol, memory_budget)
+    design = check_choice("design", design, DESIGNS)
+    if not isinstance(variants, bool):
+        raise InvalidParameterError(f"variants must be true or false, got {variants!r}.")
+    return SimParams(m, p, n, k, n_test, reps, seed, top_m, tol, memory_budget, design, variants)
 
 
 @dataclass
@@ -85,7 +96,7 @@ def run_replicate(sp: SimParams, rep: int, *, keep_influence: bool = False,
     t0 = time.perf_counter()
     k_data, k_proj = jax.random.split(replicate_key(sp.seed, rep))
     data = make_data(k_data, family=m.family, n=sp.n, p=sp.p, n_test=sp.n_test,
-                     gamma=m.gamma, sigma=m.sigma)
+                     gamma=m.gamma, sigma=m.sigma, design=sp.design)
     fit = newton_fit(data.X, data.y, m.lam, family=m.family, tol=min(sp.tol, 1e-10))
     check_fit(fit, data.X, data.y, m.lam, m.family)
     A = hessian_inverse(data.X, fit.w, m.lam)
@@ -95,12 +106,17 @@ def run_replicate(sp: SimParams, rep: int, *, keep_influence: bool = False,
     loo = exact_loo(m.family, data.X, data.y, data.X0, fit, A, m.lam, XA=XA, tol=sp.tol,
                     memory_budget=sp.memory_budget, progress=progress)
     IF, NS, h = if_ns_influence(data.X, data.X0, fit.g, fit.w, A, XA)
-    TRAK = trak_influence(k_proj, data.X, data.X0, fit.g, m.lam_trak, k=sp.k, n_proj=m.n_proj,
-                          projection=m.projection)
-    influence = {"loo": loo.values, "if": np.asarray(IF), "ns": np.asarray(NS), "trak": np.asarray(TRAK)}
+    influence = {"loo": loo.values, "if": np.asarray(IF), "ns": np.asarray(NS)}
+    if sp.variants:
+        extra = trak_variants(k_proj, data.X, data.X0, fit.g, fit.w, m.lam_trak, k=sp.k,
+                              n_proj=m.n_proj, projection=m.projection)
+        influence.update({name: np.asarray(v) for name, v in extra.items()})
+    else:
+        influence["trak"] = np.asarray(trak_influence(k_proj, data.X, data.X0, fit.g, m.lam_trak, k=sp.k,
+                                                      n_proj=m.n_proj, projection=m.projection))
     loo_j = jnp.asarray(loo.values)
     metrics = {}
-    for name in ESTIMATORS:
+    for name in estimator_names(sp):
         est = influence[name]
         if not np.all(np.isfinite(est)):
             raise NotConvergedError(f"the {name.upper()} estimator produced non-finite values; "
@@ -130,7 +146,7 @@ def aggregate(sp: SimParams, results: list[ReplicateResult]) -> dict:
         name: {metric: dict(zip(("mean", "se"),
                                 mean_and_se(np.stack([r.metrics[name][metric] for r in results]))))
                for metric in METRICS}
-        for name in ESTIMATORS
+        for name in estimator_names(sp)
     }
     diag_keys = results[0].diagnostics.keys()
     diagnostics = {key: float(np.mean([r.diagnostics[key] for r in results])) for key in diag_keys}
@@ -143,18 +159,23 @@ def aggregate(sp: SimParams, results: list[ReplicateResult]) -> dict:
 
 def simulate(*, family="logistic", p=200, delta=2.0, kappa=0.5, lam=0.1, lam_trak=0.0, gamma=1.0,
              sigma=0.5, n_proj=1, projection="gaussian", n_test=20, reps=2, seed=0, top_m=None,
-             tol=1e-10, memory_budget=DEFAULT_MEMORY_BUDGET, progress=False) -> dict:
+             tol=1e-10, memory_budget=DEFAULT_MEMORY_BUDGET, design="gaussian", variants=False,
+             progress=False) -> dict:
     """Simulate exact LOO, IF, NS (ALO) and TRAK on ridge GLMs and score them against LOO.
 
     Sizes: n = round(delta p) training points, k = round(kappa p) projection size, n_test test
-    points, `reps` independent replicates from `seed`. Returns {"config", "estimators",
+    points, `reps` independent replicates from `seed`. `design` draws the features with
+    Gaussian (default), Rademacher or Student-t (5 d.f.) entries, all with covariance I/p.
+    variants=True adds the corrected TRAK estimators trak_lev, trak_w, trak_wlev
+    (`sims.estimators.trak_variants`). Returns {"config", "estimators",
     "diagnostics"}; estimators[e][metric] = {"mean", "se"} for e in ("if", "ns", "trak") and the
     metrics of `sims.metrics`. Raises InvalidParameterError, EstimatorDoesNotExistError or
     NotConvergedError (all from `theory.errors`).
     """
     sp = validate_sim(family=family, p=p, delta=delta, kappa=kappa, lam=lam, lam_trak=lam_trak,
                       gamma=gamma, sigma=sigma, n_proj=n_proj, projection=projection, n_test=n_test,
-                      reps=reps, seed=seed, top_m=top_m, tol=tol, memory_budget=memory_budget)
+                      reps=reps, seed=seed, top_m=top_m, tol=tol, memory_budget=memory_budget,
+                      design=design, variants=variants)
     bar = None
     if progress:
         from tqdm.auto import tqdm

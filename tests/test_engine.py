@@ -134,3 +134,38 @@ def test_hard_points_fall_back_to_newton_and_still_equal_refits():
         keep = np.arange(60) != i
         refit = newton_fit(d.X[keep], d.y[keep], lam, family="logistic", tol=1e-13, max_iter=300)
         np.testing.assert_allclose(loo.values[:, i], np.asarray(d.X0 @ (fit.beta - refit.beta)), atol=1e-8)
+
+
+def test_corrected_trak_variants_reduce_to_if_and_ns_without_projection():
+    """With P = I and lamT = lam: weighted Gram = IF, weighted Gram + ALO factor = NS (exactly)."""
+    from sims.estimators import trak_variants
+
+    lam = 0.3
+    d, fit, A = _setup("logistic", lam=lam)
+    IF, NS, _ = if_ns_influence(d.X, d.X0, fit.g, fit.w, A, d.X @ A)
+    v = trak_variants(jax.random.PRNGKey(0), d.X, d.X0, fit.g, fit.w, lam, k=24, n_proj=1, projection="identity")
+    np.testing.assert_allclose(v["trak_w"], IF, rtol=1e-9, atol=1e-13)
+    np.testing.assert_allclose(v["trak_wlev"], NS, rtol=1e-9, atol=1e-13)
+    plain = trak_influence(jax.random.PRNGKey(0), d.X, d.X0, fit.g, lam, k=24, n_proj=1, projection="identity")
+    np.testing.assert_allclose(v["trak"], plain, rtol=1e-10, atol=1e-14)
+
+
+def test_corrected_trak_variants_match_direct_numpy_formulas():
+    from sims.estimators import trak_variants
+
+    d, fit, _ = _setup("poisson")
+    key, k, M, lt = jax.random.PRNGKey(3), 8, 2, 0.05
+    got = trak_variants(key, d.X, d.X0, fit.g, fit.w, lt, k=k, n_proj=M, projection="gaussian")
+    X, X0, g, w = (np.asarray(a) for a in (d.X, d.X0, fit.g, fit.w))
+    want = {name: 0.0 for name in got}
+    for m in range(M):
+        P = np.asarray(projection_matrix(jax.random.fold_in(key, m), X.shape[1], k, "gaussian"))
+        Phi, Phi0 = X @ P, X0 @ P
+        for name, weights in (("", np.ones_like(w)), ("_w", w)):
+            Ginv = np.linalg.inv(Phi.T @ (weights[:, None] * Phi) + lt * np.eye(k))
+            S = -(Phi0 @ Ginv @ Phi.T) * g
+            h = np.einsum("ij,jk,ik->i", Phi, Ginv, Phi)
+            want["trak" + name] += S / M
+            want[("trak_lev" if not name else "trak_wlev")] += S / (1 - weights * h) / M
+    for name in got:
+        np.testing.assert_allclose(got[name], want[name], rtol=1e-8, atol=1e-12)

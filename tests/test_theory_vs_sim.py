@@ -1,6 +1,6 @@
 """Theory against simulation (exact LOO) across families, n/p, k/p, lam, M and projections.
 
-Fast suite: 9 configurations at p = 200. `make validate` (marked slow): the same at p = 400 and
+Fast suite: 11 configurations at p = 200 (two with the corrected TRAK variants). `make validate` (marked slow): the same at p = 400 and
 p = 800, printing the table, and checking that the discrepancy shrinks as p doubles. Tolerance:
 3 Monte-Carlo standard errors plus the finite-size allowance of `sims.compare` (scaled by
 sqrt(400/p)).
@@ -29,6 +29,10 @@ CONFIGS = {
                             n_proj=4),
     "gaussian-kappa1": dict(family="gaussian", delta=2.0, gamma=1.0, sigma=0.5, lam=0.1, kappa=1.0, lam_trak=0.1,
                             n_proj=1),
+    "logistic-variants": dict(family="logistic", delta=2.0, gamma=2.0, lam=0.1, kappa=1.0, lam_trak=0.1,
+                              n_proj=1, variants=True),
+    "poisson-variants-M2": dict(family="poisson", delta=1.5, gamma=0.7, lam=0.3, kappa=0.5, lam_trak=0.05,
+                                n_proj=2, variants=True),
 }
 
 
@@ -42,7 +46,7 @@ def simulate_summary(cfg, p, reps, n_test=20, seed=11):
 def test_theory_matches_simulation_at_p200(name):
     summary = simulate_summary(CONFIGS[name], p=200, reps=4)
     comps = compare([summary])
-    assert len(comps) == 12
+    assert len(comps) == (24 if CONFIGS[name].get("variants") else 12)
     bad = [c for c in comps if not c.ok]
     assert not bad, "\n" + format_comparisons(comps)
 

@@ -28,8 +28,8 @@ from .errors import InvalidParameterError, NotConvergedError
 from .fixed_point import solve_fixed_point
 from .glm_law import DEFAULT_NODES, atoms, gaussian_atoms, grid_key, law_grid
 from .params import validate_model
-from .spearman import spearman_if, spearman_trak
-from .traces import kernel_traces
+from .spearman import spearman_if, spearman_pair, spearman_trak
+from .traces import kernel_traces, weighted_kernel_traces
 
 METRICS = ("pearson", "spearman", "rel_error", "scale")
 
@@ -42,7 +42,24 @@ def _law_moments(g, w, wt, c):
                    mean_leverage=E(c / (1.0 + c * w)))
 
 
-def _assemble(x, delta, lam, kappa, lam_trak, n_proj, *, family, grid_key, identity):
+def _metrics(te, g, wt, var_u, var_v, cov, spearman):
+    """Metrics of an estimator -t_e V against LOO = -g U (Var U, Var V, Cov(U, V) given):
+
+        Pearson  = Cov E[t_e g] / sqrt(Var V E[t_e^2] Var U E[g^2])
+        relerr   = sqrt((E[t_e^2] Var V - 2 E[t_e g] Cov + E[g^2] Var U) / (E[g^2] Var U))
+        scale    = E[t_e g] Cov / (E[t_e^2] Var V)
+
+    `spearman` is the (already computed) rank correlation of the pair (t_e V, g U).
+    """
+    E = lambda f: jnp.sum(wt * f)  # noqa: E731
+    e_tt, e_tg, e_gg = E(te * te), E(te * g), E(g * g)
+    return dict(pearson=cov * e_tg / jnp.sqrt(var_v * e_tt * var_u * e_gg),
+                spearman=spearman,
+                rel_error=jnp.sqrt(jnp.maximum(e_tt * var_v - 2 * e_tg * cov + e_gg * var_u, 0.0) / (e_gg * var_u)),
+                scale=e_tg * cov / (e_tt * var_v))
+
+
+def _assemble(x, delta, lam, kappa, lam_trak, n_proj, *, family, grid_key, identity, variants=False):
     """Constants and metrics from the fixed-point unknowns x = (log c, a, log r)."""
     c, a, r = jnp.exp(x[0]), x[1], jnp.exp(x[2])
     if family == "gaussian":
@@ -52,34 +69,41 @@ def _assemble(x, delta, lam, kappa, lam_trak, n_proj, *, family, grid_key, ident
     t, mom = _law_moments(g, w, wt, c)
     tr = kernel_traces(delta=delta, lam=lam, kappa=kappa, lam_trak=lam_trak, n_proj=n_proj,
                        identity=identity, c=c, e_w_w=mom["e_w_w"], e_w2_w2=mom["e_w2_w2"])
-    one_c_T = 1.0 + tr["c_T"]
+    a2, one = tr["tau_A2"], jnp.ones_like(c)
     est = {
-        "if": dict(pearson=mom["e_gt"] / jnp.sqrt(mom["e_g2"] * mom["e_t2"]),
-                   spearman=spearman_if(g, t, wt),
-                   rel_error=jnp.sqrt((mom["e_g2"] - 2 * mom["e_gt"] + mom["e_t2"]) / mom["e_g2"]),
-                   scale=mom["e_gt"] / mom["e_t2"]),
-        "ns": dict(pearson=jnp.ones_like(c), spearman=jnp.ones_like(c), rel_error=jnp.zeros_like(c),
-                   scale=jnp.ones_like(c)),
-        "trak": dict(pearson=tr["rho"],
-                     spearman=spearman_trak(g, wt, tr["rho"]),
-                     rel_error=jnp.sqrt(1.0 - 2.0 * tr["tau_AB"] / (one_c_T * tr["tau_A2"])
-                                        + tr["tau_Bbar2"] / (one_c_T ** 2 * tr["tau_A2"])),
-                     scale=one_c_T * tr["tau_AB"] / tr["tau_Bbar2"]),
+        "if": _metrics(t, g, wt, a2, a2, a2, spearman_if(g, t, wt)),
+        "ns": dict(pearson=one, spearman=one, rel_error=0.0 * one, scale=one),
+        "trak": _metrics(g / (1.0 + tr["c_T"]), g, wt, a2, tr["tau_Bbar2"], tr["tau_AB"],
+                         spearman_trak(g, wt, tr["rho"])),
     }
     constants = dict(c=c, r=r, **mom, **tr)
+    if variants:
+        # Corrected TRAK (docs/theory.md §5): (a) Hessian-weighted Gram; (b) the leave-one-out factor
+        # 1/(1 - h_i) of TRAK's own kernel, which cancels its constant 1/(1 + c_T); (c) both, with the
+        # ALO factor 1/(1 - w_i h_i) of the weighted kernel, which cancels 1/(1 + w_i c_T,w).
+        tw = weighted_kernel_traces(delta=delta, lam=lam, kappa=kappa, lam_trak=lam_trak, n_proj=n_proj,
+                                    identity=identity, c=c, tau_A2=a2, w=w, wt=wt)
+        t_w = g / (1.0 + w * tw["c_T_w"])
+        est["trak_w"] = _metrics(t_w, g, wt, a2, tw["tau_Bbar2_w"], tw["tau_AB_w"],
+                                 spearman_pair(g, t_w, wt, tw["rho_w"]))
+        est["trak_lev"] = _metrics(g, g, wt, a2, tr["tau_Bbar2"], tr["tau_AB"], est["trak"]["spearman"])
+        est["trak_wlev"] = _metrics(g, g, wt, a2, tw["tau_Bbar2_w"], tw["tau_AB_w"],
+                                    spearman_trak(g, wt, tw["rho_w"]))
+        constants.update(tw)
     return est, constants
 
 
-_STATIC = ("family", "grid_key", "identity")
+_STATIC = ("family", "grid_key", "identity", "variants")
 _assemble_one = jax.jit(_assemble, static_argnames=_STATIC)
 
 
 @partial(jax.jit, static_argnames=_STATIC + ("axes",))
-def _assemble_many(x, delta, lam, kappa, lam_trak, n_proj, *, family, grid_key, identity, axes):
+def _assemble_many(x, delta, lam, kappa, lam_trak, n_proj, *, family, grid_key, identity, axes,
+                   variants=False):
     """vmap of `_assemble`; arguments with axis None are shared, so what depends only on them
     (the limit law, its moments, IF's Spearman, the compression of log|g|) is computed once."""
-    return jax.vmap(partial(_assemble, family=family, grid_key=grid_key, identity=identity),
-                    in_axes=axes)(x, delta, lam, kappa, lam_trak, n_proj)
+    return jax.vmap(partial(_assemble, family=family, grid_key=grid_key, identity=identity,
+                            variants=variants), in_axes=axes)(x, delta, lam, kappa, lam_trak, n_proj)
 
 
 def _check_finite(estimators, where):
@@ -90,13 +114,16 @@ def _check_finite(estimators, where):
 
 
 def predict(*, family="logistic", delta=2.0, kappa=0.5, lam=0.1, lam_trak=0.0, gamma=1.0,
-            sigma=0.5, n_proj=1, projection="gaussian", nodes: int = DEFAULT_NODES) -> dict:
+            sigma=0.5, n_proj=1, projection="gaussian", variants: bool = False,
+            nodes: int = DEFAULT_NODES) -> dict:
     """Predicted agreement of IF, NS (ALO) and TRAK with exact LOO in the proportional limit.
 
     Parameters follow DESIGN.md §2 (delta = n/p, kappa = k/p, lam and lam_trak ridges, gamma
     signal, sigma gaussian noise, n_proj = M projections, projection "gaussian", "rademacher"
     (same limit, by universality) or "identity"). Returns {"config", "estimators", "constants"}
-    with estimators[e][metric] a float for e in ("if", "ns", "trak") and metric in METRICS.
+    with estimators[e][metric] a float for e in ("if", "ns", "trak") and metric in METRICS;
+    variants=True adds the corrected TRAK estimators "trak_w" (Hessian-weighted Gram), "trak_lev"
+    (leave-one-out rescaling in the projected space) and "trak_wlev" (both).
     Raises InvalidParameterError, EstimatorDoesNotExistError, NotConvergedError.
     """
     mp = validate_model(family=family, delta=delta, kappa=kappa, lam=lam, lam_trak=lam_trak,
@@ -104,7 +131,7 @@ def predict(*, family="logistic", delta=2.0, kappa=0.5, lam=0.1, lam_trak=0.0, g
     fp, x = solve_fixed_point(mp.family, mp.delta, mp.lam, mp.gamma, mp.sigma, nodes=nodes)
     est, const = _assemble_one(jnp.asarray(x), mp.delta, mp.lam, mp.kappa, mp.lam_trak, mp.n_proj,
                                family=mp.family, grid_key=grid_key(mp.family, mp.gamma, mp.sigma, nodes),
-                               identity=mp.projection == "identity")
+                               identity=mp.projection == "identity", variants=bool(variants))
     estimators = {e: {k: float(v) for k, v in row.items()} for e, row in est.items()}
     constants = {k: float(v) for k, v in const.items()}
     constants.update(m=fp.m, q=fp.q)
@@ -116,7 +143,8 @@ _FIXED_POINT_PARAMS = ("delta", "lam")
 _BATCHED = ("delta", "kappa", "lam", "lam_trak", "n_proj")
 
 
-def predict_curve(vary: str, values, *, nodes: int = DEFAULT_NODES, **params) -> dict:
+def predict_curve(vary: str, values, *, nodes: int = DEFAULT_NODES, variants: bool = False,
+                  **params) -> dict:
     """`predict` along `values` of one parameter, batched: {"values", "estimators", "constants"}.
 
     For vary in delta, kappa, lam, lam_trak, n_proj the fixed points are solved in sequence,
@@ -131,7 +159,7 @@ def predict_curve(vary: str, values, *, nodes: int = DEFAULT_NODES, **params) ->
         raise InvalidParameterError(f"cannot vary {vary!r}; choose a parameter of predict.")
     models = [validate_model(**{**params, vary: v}) for v in values]
     if vary not in _BATCHED:
-        results = [predict(**m.asdict(), nodes=nodes) for m in models]
+        results = [predict(**m.asdict(), nodes=nodes, variants=variants) for m in models]
         return _stack(values, [r["estimators"] for r in results], [r["constants"] for r in results])
     m0 = models[0]
     if vary in _FIXED_POINT_PARAMS:     # warm starts, linearly extrapolated along the curve
@@ -156,7 +184,7 @@ def predict_curve(vary: str, values, *, nodes: int = DEFAULT_NODES, **params) ->
     axes = (0 if vary in _FIXED_POINT_PARAMS else None,) + tuple(0 if k == vary else None for k in names)
     est, const = _assemble_many(x_arg, *args, family=m0.family,
                                 grid_key=grid_key(m0.family, m0.gamma, m0.sigma, nodes),
-                                identity=m0.projection == "identity", axes=axes)
+                                identity=m0.projection == "identity", axes=axes, variants=bool(variants))
     const = {k: np.broadcast_to(np.asarray(v), (len(models),)) for k, v in const.items()}
     est = {e: {k: np.broadcast_to(np.asarray(v), (len(models),)) for k, v in row.items()}
            for e, row in est.items()}

@@ -82,3 +82,75 @@ def kernel_traces(*, delta, lam, kappa, lam_trak, n_proj, identity: bool, c, e_w
     rho = tau_AB / jnp.sqrt(tau_A2 * tau_Bbar2)
     return dict(tau_A2=tau_A2, mu=mu, c_T=b, s2=s2, tau_AB=tau_AB, tau_B2=tau_B2,
                 tau_Bbar2=tau_Bbar2, rho=rho)
+
+
+# ------------------------------------------------------------------ weighted (Hessian) kernels
+# For the corrected TRAK variants the Gram matrix is weighted: Sigma_w = X^T diag(w) X, with the
+# fitted curvatures w (law from the fixed point). Its resolvent trace
+#     b_w(mu) = tau((Sigma_w + mu)^{-1}),   1/b_w = mu + delta E[w / (1 + w b_w)]     (as (F1))
+# replaces the Marchenko–Pastur b in (T3)-(T8); note b_w(lam) = c and -b_w'(lam) = tau(A^2).
+# The sketched weighted kernel B_w = P (P^T Sigma_w P + lamT)^{-1} P^T satisfies (T3) with b_w, and
+# tau(A B_w) = tau((Sigma_w + lam)^{-1} (Sigma_w + mu)^{-1}) = (b_w(lam) - b_w(mu)) / (mu - lam).
+
+_BISECT = 200
+
+
+def _mu_of_b(b, delta, w, wt):
+    """The ridge mu at which b_w(mu) = b: mu = 1/b - delta E[w/(1 + w b)] (decreasing in b)."""
+    return 1.0 / b - delta * jnp.sum(wt * w / (1.0 + w * b))
+
+
+def weighted_resolvent_trace(mu, delta, w, wt):
+    """b_w(mu) by bisection in log b (mu >= 0; mu = 0 needs delta > 1)."""
+    def body(_, bounds):
+        lo, hi = bounds
+        mid = 0.5 * (lo + hi)
+        above = _mu_of_b(jnp.exp(mid), delta, w, wt) > mu     # b too small
+        return jnp.where(above, mid, lo), jnp.where(above, hi, mid)
+
+    lo, hi = jax.lax.fori_loop(0, _BISECT, body, (jnp.asarray(-40.0), jnp.asarray(40.0)))
+    return jnp.exp(0.5 * (lo + hi))
+
+
+def weighted_s2(b, delta, w, wt):
+    """s2_w = tau((Sigma_w + mu)^{-2}) = -b_w'(mu) = b^2 / (1 - delta b^2 E[w^2/(1 + w b)^2])."""
+    return b * b / (1.0 - delta * b * b * jnp.sum(wt * (w / (1.0 + w * b)) ** 2))
+
+
+def weighted_effective_ridge(kappa, lam_trak, delta, w, wt, identity: bool):
+    """(mu, b_w(mu)) of (T3) for the weighted Gram: lamT = mu [1 - (1 - mu b)/kappa], solved in b."""
+    if identity:
+        mu = jnp.asarray(lam_trak, dtype=jnp.float64)
+        return mu, weighted_resolvent_trace(mu, delta, w, wt)
+    b_max = weighted_resolvent_trace(lam_trak, delta, w, wt)      # mu(b_max) = lamT
+
+    def F(b):
+        mu = _mu_of_b(b, delta, w, wt)
+        return mu * (1.0 - (1.0 - mu * b) / kappa) - lam_trak     # > 0 for small b, < 0 at b_max
+
+    def body(_, bounds):
+        lo, hi = bounds
+        mid = 0.5 * (lo + hi)
+        pos = F(jnp.exp(mid)) > 0
+        return jnp.where(pos, mid, lo), jnp.where(pos, hi, mid)
+
+    lo, hi = jax.lax.fori_loop(0, _BISECT, body, (jnp.asarray(-40.0), jnp.log(b_max)))
+    b = jnp.exp(0.5 * (lo + hi))
+    return _mu_of_b(b, delta, w, wt), b
+
+
+def weighted_kernel_traces(*, delta, lam, kappa, lam_trak, n_proj, identity: bool, c, tau_A2, w, wt):
+    """Traces of the weighted sketched kernel B_w (suffix _w), as `kernel_traces` for B."""
+    mu, b = weighted_effective_ridge(kappa, lam_trak, delta, w, wt, identity)
+    s2 = weighted_s2(b, delta, w, wt)
+    same = jnp.abs(mu - lam) <= 1e-12 * (1.0 + lam)
+    tau_AB = jnp.where(same, tau_A2, (c - b) / jnp.where(same, 1.0, mu - lam))
+    if identity:
+        tau_B2 = s2
+    else:
+        u = kappa - 1.0 + 2.0 * mu * b
+        tau_B2 = jnp.where(lam_trak > 0, s2 * u / (u - mu * mu * s2), b * s2 / (b - mu * s2))
+    tau_Bbar2 = tau_B2 / n_proj + (1.0 - 1.0 / n_proj) * s2
+    rho = tau_AB / jnp.sqrt(tau_A2 * tau_Bbar2)
+    return dict(mu_w=mu, c_T_w=b, s2_w=s2, tau_AB_w=tau_AB, tau_B2_w=tau_B2, tau_Bbar2_w=tau_Bbar2,
+                rho_w=rho)
