@@ -130,6 +130,9 @@ def _add_simulate(sub) -> None:
                    help="entries of the features (covariance I/p): Gaussian, +-1, or Student-t with 5 "
                         "d.f. (heavy tails); the theory assumes Gaussian (default: %(default)s)")
     g.add_argument("--top-m", type=_int, default=None, help="m of the top-m overlap (default: 5%% of n)")
+    g.add_argument("--lds-subsets", type=_int, default=0,
+                   help="J > 0 adds the linear datamodeling score over J random half-subsets (J refits "
+                        "per replicate; 0 = off) (default: %(default)s)")
     g.add_argument("--tol", type=_float, default=1e-10,
                    help="relative gradient tolerance of every exact-LOO refit (default: %(default)s)")
     g.add_argument("--memory-mb", type=_int, default=512,
@@ -146,6 +149,7 @@ def _run_simulate(args) -> int:
         raise InvalidParameterError(f"memory_mb must be >= 1, got {args.memory_mb}.")
     result = simulate(**model_kwargs(args), p=args.p, n_test=args.n_test, reps=args.reps,
                       seed=args.seed, top_m=args.top_m, tol=args.tol, design=args.design,
+                      lds_subsets=args.lds_subsets,
                       memory_budget=args.memory_mb * 2**20,
                       progress=not (args.no_progress or args.json))
     print(json.dumps(result, indent=2) if args.json else format_simulation(result))

@@ -20,6 +20,7 @@ from theory.params import ModelParams, check_choice, check_int, check_real, vali
 from .data import DESIGNS, make_data
 from .estimators import if_ns_influence, trak_influence, trak_variants
 from .fit import check_fit, hessian_inverse, newton_fit
+from .lds import lds, subset_outputs
 from .loo import DEFAULT_MEMORY_BUDGET, exact_loo
 from .metrics import METRICS, default_top_m, mean_and_se, row_metrics
 
@@ -47,6 +48,7 @@ class SimParams:
     memory_budget: int = DEFAULT_MEMORY_BUDGET
     design: str = "gaussian"
     variants: bool = False
+    lds_subsets: int = 0
 
     def asdict(self) -> dict:
         d = self.model.asdict()
@@ -56,7 +58,7 @@ class SimParams:
 
 def validate_sim(*, p=200, n_test=20, reps=2, seed=0, top_m=None, tol=1e-10,
                  memory_budget=DEFAULT_MEMORY_BUDGET, design="gaussian", variants=False,
-                 **model) -> SimParams:
+                 lds_subsets=0, **model) -> SimParams:
     """Check the simulation settings (see `simulate`); raise `InvalidParameterError` on bad input."""
     m = validate_model(**model)
     p = check_int("p", p, lo=2, hi=200_000)
@@ -75,7 +77,11 @@ def validate_sim(*, p=200, n_test=20, reps=2, seed=0, top_m=None, tol=1e-10,
     design = check_choice("design", design, DESIGNS)
     if not isinstance(variants, bool):
         raise InvalidParameterError(f"variants must be true or false, got {variants!r}.")
-    return SimParams(m, p, n, k, n_test, reps, seed, top_m, tol, memory_budget, design, variants)
+    lds_subsets = check_int("lds_subsets", lds_subsets, lo=0, hi=10_000)
+    if lds_subsets == 1 or lds_subsets == 2:
+        raise InvalidParameterError(f"lds_subsets must be 0 (off) or >= 3, got {lds_subsets}.")
+    return SimParams(m, p, n, k, n_test, reps, seed, top_m, tol, memory_budget, design, variants,
+                     lds_subsets)
 
 
 @dataclass
@@ -116,12 +122,20 @@ def run_replicate(sp: SimParams, rep: int, *, keep_influence: bool = False,
                                                       n_proj=m.n_proj, projection=m.projection))
     loo_j = jnp.asarray(loo.values)
     metrics = {}
-    for name in estimator_names(sp):
+    names = estimator_names(sp)
+    if sp.lds_subsets:
+        masks, outputs = subset_outputs(jax.random.fold_in(k_proj, 7), data.X, data.y, data.X0, m.lam,
+                                        fit.beta, family=m.family, n_subsets=sp.lds_subsets,
+                                        tol=min(sp.tol, 1e-10))
+        names = ("loo",) + names
+    for name in names:
         est = influence[name]
         if not np.all(np.isfinite(est)):
             raise NotConvergedError(f"the {name.upper()} estimator produced non-finite values; "
                                     "its Gram matrix is numerically singular (increase lam_trak).")
         metrics[name] = {k: np.asarray(v) for k, v in row_metrics(jnp.asarray(est), loo_j, top_m=sp.top_m).items()}
+        if sp.lds_subsets:
+            metrics[name]["lds"] = np.asarray(lds(jnp.asarray(est), masks, jnp.asarray(outputs)))
         bad = [k for k, v in metrics[name].items() if not np.all(np.isfinite(v))]
         if bad:
             raise NotConvergedError(
@@ -140,13 +154,18 @@ def run_replicate(sp: SimParams, rep: int, *, keep_influence: bool = False,
     return ReplicateResult(metrics, diagnostics, influence if keep_influence else {})
 
 
+def _ordered(metrics: dict) -> list:
+    """METRICS order, then any extra metric (lds)."""
+    return [m for m in METRICS if m in metrics] + sorted(set(metrics) - set(METRICS))
+
+
 def aggregate(sp: SimParams, results: list[ReplicateResult]) -> dict:
     """Mean and standard error over replicates and test points, in the layout of `theory.predict`."""
     estimators = {
         name: {metric: dict(zip(("mean", "se"),
                                 mean_and_se(np.stack([r.metrics[name][metric] for r in results]))))
-               for metric in METRICS}
-        for name in estimator_names(sp)
+               for metric in _ordered(results[0].metrics[name])}
+        for name in results[0].metrics
     }
     diag_keys = results[0].diagnostics.keys()
     diagnostics = {key: float(np.mean([r.diagnostics[key] for r in results])) for key in diag_keys}
@@ -160,14 +179,16 @@ def aggregate(sp: SimParams, results: list[ReplicateResult]) -> dict:
 def simulate(*, family="logistic", p=200, delta=2.0, kappa=0.5, lam=0.1, lam_trak=0.0, gamma=1.0,
              sigma=0.5, n_proj=1, projection="gaussian", n_test=20, reps=2, seed=0, top_m=None,
              tol=1e-10, memory_budget=DEFAULT_MEMORY_BUDGET, design="gaussian", variants=False,
-             progress=False) -> dict:
+             lds_subsets=0, progress=False) -> dict:
     """Simulate exact LOO, IF, NS (ALO) and TRAK on ridge GLMs and score them against LOO.
 
     Sizes: n = round(delta p) training points, k = round(kappa p) projection size, n_test test
     points, `reps` independent replicates from `seed`. `design` draws the features with
     Gaussian (default), Rademacher or Student-t (5 d.f.) entries, all with covariance I/p.
     variants=True adds the corrected TRAK estimators trak_lev, trak_w, trak_wlev
-    (`sims.estimators.trak_variants`). Returns {"config", "estimators",
+    (`sims.estimators.trak_variants`). lds_subsets = J > 0 adds the linear datamodeling score
+    ("lds": Spearman across J random half-subsets of summed attributions and refitted outputs,
+    `sims.lds`) to every estimator, and exact LOO itself as estimator "loo". Returns {"config", "estimators",
     "diagnostics"}; estimators[e][metric] = {"mean", "se"} for e in ("if", "ns", "trak") and the
     metrics of `sims.metrics`. Raises InvalidParameterError, EstimatorDoesNotExistError or
     NotConvergedError (all from `theory.errors`).
@@ -175,7 +196,7 @@ def simulate(*, family="logistic", p=200, delta=2.0, kappa=0.5, lam=0.1, lam_tra
     sp = validate_sim(family=family, p=p, delta=delta, kappa=kappa, lam=lam, lam_trak=lam_trak,
                       gamma=gamma, sigma=sigma, n_proj=n_proj, projection=projection, n_test=n_test,
                       reps=reps, seed=seed, top_m=top_m, tol=tol, memory_budget=memory_budget,
-                      design=design, variants=variants)
+                      design=design, variants=variants, lds_subsets=lds_subsets)
     bar = None
     if progress:
         from tqdm.auto import tqdm

@@ -21,10 +21,10 @@ import tempfile
 from pathlib import Path
 
 # Bump when the numbers a configuration produces change (cache invalidation).
-RESULTS_SCHEMA = 3
+RESULTS_SCHEMA = 4
 
 CONFIG_COLUMNS = ("family", "p", "n", "k", "delta", "kappa", "lam", "lam_trak", "gamma", "sigma",
-                  "n_proj", "projection", "design", "variants", "n_test", "seed", "top_m", "tol")
+                  "n_proj", "projection", "design", "variants", "lds_subsets", "n_test", "seed", "top_m", "tol")
 TABLE_COLUMNS = ("spec", *CONFIG_COLUMNS, "rep", "estimator", "metric", "value", "se", "n_values",
                  "config_hash", "wall_time_s", "code_version", "jax_version", "device")
 
@@ -107,7 +107,7 @@ def record_rows(rec: dict, spec_name: str = ""):
 
 def read_table(path) -> list[dict]:
     """Rows of a table.csv with numeric columns converted (pandas users: pd.read_csv(path))."""
-    numeric_int = {"p", "n", "k", "n_proj", "n_test", "seed", "top_m", "rep", "n_values"}
+    numeric_int = {"p", "n", "k", "n_proj", "n_test", "seed", "top_m", "rep", "n_values", "lds_subsets"}
     booleans = {"variants"}
     numeric_float = {"delta", "kappa", "lam", "lam_trak", "gamma", "sigma", "tol", "value", "se",
                      "wall_time_s"}

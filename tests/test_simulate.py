@@ -70,3 +70,35 @@ def test_different_seeds_differ(small_result):
 def test_invalid_input_raises_named_error(bad, match):
     with pytest.raises(InvalidParameterError, match=match):
         sims.simulate(**{**SMALL, **bad})
+
+
+def test_lds_is_reported_for_every_estimator_and_loo():
+    r = sims.simulate(**{**SMALL, "reps": 1}, lds_subsets=12, variants=True)
+    assert set(r["estimators"]) == {"loo", "if", "ns", "trak", "trak_lev", "trak_w", "trak_wlev"}
+    for row in r["estimators"].values():
+        assert -1 <= row["lds"]["mean"] <= 1
+    assert list(r["estimators"]["if"])[:5] == ["pearson", "spearman", "rel_error", "scale", "top_overlap"]
+
+
+def test_lds_equals_a_direct_computation():
+    import jax
+    from scipy import stats
+
+    from sims.data import make_data
+    from sims.fit import newton_fit
+    from sims.lds import lds, subset_masks, subset_outputs
+
+    d = make_data(jax.random.PRNGKey(0), family="logistic", n=40, p=20, n_test=2, gamma=1.0, sigma=0.0)
+    fit = newton_fit(d.X, d.y, 0.2, family="logistic")
+    masks, outputs = subset_outputs(jax.random.PRNGKey(1), d.X, d.y, d.X0, 0.2, fit.beta,
+                                    family="logistic", n_subsets=10)
+    np.testing.assert_array_equal(np.asarray(masks).sum(1), 20)
+    for j in (0, 7):
+        keep = np.asarray(masks[j]) > 0
+        refit = newton_fit(d.X[keep], d.y[keep], 0.2, family="logistic")
+        np.testing.assert_allclose(outputs[:, j], np.asarray(d.X0 @ refit.beta), atol=1e-8)
+    tau = np.asarray(jax.random.normal(jax.random.PRNGKey(2), (2, 40)))
+    got = np.asarray(lds(tau, masks, outputs))
+    for t in range(2):
+        want = stats.spearmanr(tau[t] @ np.asarray(masks).T, outputs[t])[0]
+        assert got[t] == pytest.approx(want, abs=1e-12)
