@@ -23,11 +23,15 @@ SPECS = ROOT / "specs"
 OUT = Path(os.environ.get("TRAK_SIM_FIGURES_DIR", ROOT / "figures"))
 RESULTS = Path(os.environ.get("TRAK_SIM_RESULTS_DIR", ROOT / "results"))
 
-COLORS = {"ns": "#1b9e77", "if": "#d95f02", "trak": "#7570b3"}
-LABELS = {"ns": "NS (ALO)", "if": "IF", "trak": "TRAK"}
+COLORS = {"ns": "#1b9e77", "if": "#d95f02", "trak": "#7570b3", "trak_lev": "#a6761d",
+          "trak_w": "#e7298a", "trak_wlev": "#66a61e", "loo": "#444444"}
+LABELS = {"ns": "NS (ALO)", "if": "IF", "trak": "TRAK", "trak_lev": "TRAK + LOO factor",
+          "trak_w": "TRAK, weighted Gram", "trak_wlev": "TRAK, weighted Gram + ALO factor",
+          "loo": "exact LOO"}
 METRIC_LABELS = {"pearson": "Pearson corr. with LOO", "spearman": "Spearman corr. with LOO",
                  "rel_error": "relative error ‖est − LOO‖/‖LOO‖", "scale": "best-fit scale (LOO on est.)",
-                 "top_overlap": "top-5% overlap with LOO"}
+                 "top_overlap": "top-5% overlap with LOO",
+                 "lds": "LDS (half-subsets)"}
 PARAM_LABELS = {"delta": "n/p (δ)", "kappa": "k/p (κ)", "lam": "λ", "n_proj": "projections M",
                 "p": "p", "lam_trak": "λ_T", "gamma": "γ"}
 
@@ -57,12 +61,12 @@ def theory_grid(spec) -> dict:
     return np.geomspace(lo, hi, num) if th.get("scale", "linear") == "log" else np.linspace(lo, hi, num)
 
 
-def predict_curve(vary: str, values, **fixed) -> dict:
+def predict_curve(vary: str, values, variants: bool = False, **fixed) -> dict:
     """theory.predict_curve along `values` of parameter `vary`: {estimator: {metric: array}}."""
     from theory import predict_curve as curve
 
     values = [int(v) for v in values] if vary == "n_proj" else [float(v) for v in values]
-    return curve(vary, values, **fixed)["estimators"]
+    return curve(vary, values, variants=variants, **fixed)["estimators"]
 
 
 def log_ticks(ax, ticks, axis="x"):
@@ -75,6 +79,7 @@ def log_ticks(ax, ticks, axis="x"):
 
 
 MODEL_KEYS = ("family", "delta", "kappa", "lam", "lam_trak", "gamma", "sigma", "n_proj", "projection")
+VARIANTS = ("trak_lev", "trak_w", "trak_wlev")
 
 
 def model_of(config: dict) -> dict:

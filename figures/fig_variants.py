@@ -1,0 +1,55 @@
+"""Decomposition of TRAK's approximations and of the corrections that undo them (specs/fig_variants.toml)."""
+
+from __future__ import annotations
+
+import sys
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+from _common import (LABELS, METRIC_LABELS, caption, log_ticks, model_of, plot_sim, plot_theory,
+                     predict_curve, run_figure_sweep, save, select, sim_series)
+
+NAME = "fig_variants"
+ORDER = ("ns", "if", "trak_wlev", "trak_w", "trak_lev", "trak")
+
+
+def _grid(section):
+    lo, hi, num = section["start"], section["stop"], section.get("num", 30)
+    return np.geomspace(lo, hi, num) if section.get("scale") == "log" else np.linspace(lo, hi, num)
+
+
+def make(preset: str = "quick", progress: bool = True) -> list[str]:
+    spec, summaries = run_figure_sweep(NAME, preset, progress)
+    th = spec.raw["theory"]
+    base = model_of(select(summaries, delta=2.0, kappa=1.0)[0]["config"])
+    rows = [("kappa", _grid(th["kappa"]), dict(delta=2.0)), ("delta", _grid(th["delta"]), dict(kappa=1.0))]
+    fig, axes = plt.subplots(2, 2, figsize=(11, 8), constrained_layout=True)
+    for r, (vary, values, fixed) in enumerate(rows):
+        curve = predict_curve(vary, values, variants=True, **{**base, **fixed})
+        sims_ = select(summaries, **fixed)
+        for c, metric in enumerate(("spearman", "rel_error")):
+            ax = axes[r, c]
+            for est in ORDER:
+                ls = "--" if est in ("trak_lev", "trak_wlev") else "-"
+                plot_theory(ax, values, curve[est][metric], est, ls=ls, label=LABELS[est])
+                x, m, se = sim_series(sims_, vary, est, metric)
+                plot_sim(ax, x, m, se, est, label=None)
+            if vary == "delta":
+                ax.set_xscale("log")
+                log_ticks(ax, [0.5, 1, 2, 4])
+                if metric == "rel_error":
+                    ax.set_yscale("log")
+            ax.set_xlabel({"kappa": "k/p (κ), n/p = 2", "delta": "n/p (δ), k/p = 1"}[vary])
+            ax.set_title(METRIC_LABELS[metric])
+            if metric == "spearman":
+                ax.set_ylim(0, 1.02)
+    axes[0, 0].legend(fontsize=8, loc="lower right")
+    fig.suptitle("What each approximation of TRAK costs: lines theory, points simulation "
+                 "(dashed: with the leverage factor)", fontsize=11)
+    fig.text(0.01, -0.03, caption(spec, preset), fontsize=8, wrap=True)
+    return save(fig, NAME)
+
+
+if __name__ == "__main__":
+    print("\n".join(make(sys.argv[1] if len(sys.argv) > 1 else "quick")))
