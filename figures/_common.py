@@ -78,7 +78,8 @@ def log_ticks(ax, ticks, axis="x"):
     target.set_minor_formatter(NullFormatter())
 
 
-MODEL_KEYS = ("family", "delta", "kappa", "lam", "lam_trak", "gamma", "sigma", "n_proj", "projection")
+MODEL_KEYS = ("family", "delta", "kappa", "lam", "lam_trak", "gamma", "sigma", "n_proj", "projection",
+              "covariance", "cov_param", "alignment")
 VARIANTS = ("trak_lev", "trak_w", "trak_wlev")
 
 

@@ -27,7 +27,8 @@ from theory.errors import InvalidParameterError
 from .store import CONFIG_COLUMNS, read_table
 
 PREDICTED_METRICS = ("pearson", "spearman", "rel_error", "scale")
-MODEL_KEYS = ("family", "delta", "kappa", "lam", "lam_trak", "gamma", "sigma", "n_proj", "projection")
+MODEL_KEYS = ("family", "delta", "kappa", "lam", "lam_trak", "gamma", "sigma", "n_proj", "projection",
+              "covariance", "cov_param", "alignment")
 ALL_ESTIMATORS = ("if", "ns", "trak", "trak_lev", "trak_w", "trak_wlev")
 DEFAULT_N_SE = 3.0
 DEFAULT_ALLOWANCE = {"pearson": 0.01, "spearman": 0.01, "rel_error": 0.02, "scale": 0.03}

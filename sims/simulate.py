@@ -14,6 +14,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from theory.covariance import alignment as cov_alignment
+from theory.covariance import spectrum as cov_spectrum
 from theory.errors import InvalidParameterError, NotConvergedError
 from theory.params import ModelParams, check_choice, check_int, check_real, validate_model
 
@@ -101,8 +103,12 @@ def run_replicate(sp: SimParams, rep: int, *, keep_influence: bool = False,
     m = sp.model
     t0 = time.perf_counter()
     k_data, k_proj = jax.random.split(replicate_key(sp.seed, rep))
+    spectrum = theta = None
+    if m.covariance != "isotropic":
+        spectrum = cov_spectrum(m.covariance, sp.p, m.cov_param)
+        theta = cov_alignment(spectrum, m.alignment)
     data = make_data(k_data, family=m.family, n=sp.n, p=sp.p, n_test=sp.n_test,
-                     gamma=m.gamma, sigma=m.sigma, design=sp.design)
+                     gamma=m.gamma, sigma=m.sigma, design=sp.design, spectrum=spectrum, theta=theta)
     fit = newton_fit(data.X, data.y, m.lam, family=m.family, tol=min(sp.tol, 1e-10))
     check_fit(fit, data.X, data.y, m.lam, m.family)
     A = hessian_inverse(data.X, fit.w, m.lam)
@@ -177,8 +183,9 @@ def aggregate(sp: SimParams, results: list[ReplicateResult]) -> dict:
 
 
 def simulate(*, family="logistic", p=200, delta=2.0, kappa=0.5, lam=0.1, lam_trak=0.0, gamma=1.0,
-             sigma=0.5, n_proj=1, projection="gaussian", n_test=20, reps=2, seed=0, top_m=None,
-             tol=1e-10, memory_budget=DEFAULT_MEMORY_BUDGET, design="gaussian", variants=False,
+             sigma=0.5, n_proj=1, projection="gaussian", covariance="isotropic", cov_param=0.0,
+             alignment=0.0, n_test=20, reps=2, seed=0, top_m=None, tol=1e-10,
+             memory_budget=DEFAULT_MEMORY_BUDGET, design="gaussian", variants=False,
              lds_subsets=0, progress=False) -> dict:
     """Simulate exact LOO, IF, NS (ALO) and TRAK on ridge GLMs and score them against LOO.
 
@@ -188,13 +195,16 @@ def simulate(*, family="logistic", p=200, delta=2.0, kappa=0.5, lam=0.1, lam_tra
     variants=True adds the corrected TRAK estimators trak_lev, trak_w, trak_wlev
     (`sims.estimators.trak_variants`). lds_subsets = J > 0 adds the linear datamodeling score
     ("lds": Spearman across J random half-subsets of summed attributions and refitted outputs,
-    `sims.lds`) to every estimator, and exact LOO itself as estimator "loo". Returns {"config", "estimators",
+    `sims.lds`) to every estimator, and exact LOO itself as estimator "loo". covariance,
+    cov_param and alignment set the feature spectrum and the alignment of beta* with it
+    (`theory.covariance`; default isotropic). Returns {"config", "estimators",
     "diagnostics"}; estimators[e][metric] = {"mean", "se"} for e in ("if", "ns", "trak") and the
     metrics of `sims.metrics`. Raises InvalidParameterError, EstimatorDoesNotExistError or
     NotConvergedError (all from `theory.errors`).
     """
     sp = validate_sim(family=family, p=p, delta=delta, kappa=kappa, lam=lam, lam_trak=lam_trak,
-                      gamma=gamma, sigma=sigma, n_proj=n_proj, projection=projection, n_test=n_test,
+                      gamma=gamma, sigma=sigma, n_proj=n_proj, projection=projection,
+                      covariance=covariance, cov_param=cov_param, alignment=alignment, n_test=n_test,
                       reps=reps, seed=seed, top_m=top_m, tol=tol, memory_budget=memory_budget,
                       design=design, variants=variants, lds_subsets=lds_subsets)
     bar = None

@@ -21,10 +21,10 @@ import tempfile
 from pathlib import Path
 
 # Bump when the numbers a configuration produces change (cache invalidation).
-RESULTS_SCHEMA = 4
+RESULTS_SCHEMA = 5
 
 CONFIG_COLUMNS = ("family", "p", "n", "k", "delta", "kappa", "lam", "lam_trak", "gamma", "sigma",
-                  "n_proj", "projection", "design", "variants", "lds_subsets", "n_test", "seed", "top_m", "tol")
+                  "n_proj", "projection", "covariance", "cov_param", "alignment", "design", "variants", "lds_subsets", "n_test", "seed", "top_m", "tol")
 TABLE_COLUMNS = ("spec", *CONFIG_COLUMNS, "rep", "estimator", "metric", "value", "se", "n_values",
                  "config_hash", "wall_time_s", "code_version", "jax_version", "device")
 
@@ -110,6 +110,7 @@ def read_table(path) -> list[dict]:
     numeric_int = {"p", "n", "k", "n_proj", "n_test", "seed", "top_m", "rep", "n_values", "lds_subsets"}
     booleans = {"variants"}
     numeric_float = {"delta", "kappa", "lam", "lam_trak", "gamma", "sigma", "tol", "value", "se",
+                     "cov_param", "alignment",
                      "wall_time_s"}
     rows = []
     with open(path, newline="") as f:

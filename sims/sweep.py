@@ -45,7 +45,7 @@ from .simulate import SimParams, run_replicate, validate_sim
 from .store import Store, config_hash
 
 SWEEP_KEYS = ("family", "p", "delta", "kappa", "lam", "lam_trak", "gamma", "sigma", "n_proj",
-              "projection", "design", "variants", "lds_subsets", "n_test", "reps", "seed", "top_m",
+              "projection", "covariance", "cov_param", "alignment", "design", "variants", "lds_subsets", "n_test", "reps", "seed", "top_m",
               "tol")
 SPEC_SECTIONS = ("name", "description", "defaults", "grid", "points", "presets", "theory", "figure")
 

@@ -11,6 +11,7 @@ import numbers
 from dataclasses import asdict, dataclass
 
 from .errors import InvalidParameterError
+from .covariance import COVARIANCES
 from .families import get_family
 
 PROJECTIONS = ("gaussian", "rademacher", "identity")
@@ -67,17 +68,23 @@ class ModelParams:
     sigma: float
     n_proj: int
     projection: str
+    covariance: str = "isotropic"
+    cov_param: float = 0.0
+    alignment: float = 0.0
 
     def asdict(self) -> dict:
         return asdict(self)
 
 
 def validate_model(*, family="logistic", delta=2.0, kappa=0.5, lam=0.1, lam_trak=0.0, gamma=1.0,
-                   sigma=0.5, n_proj=1, projection="gaussian") -> ModelParams:
+                   sigma=0.5, n_proj=1, projection="gaussian", covariance="isotropic", cov_param=0.0,
+                   alignment=0.0) -> ModelParams:
     """Check and normalize the model parameters; raise `InvalidParameterError` on bad input.
 
     Rules: delta > 0; 0 < kappa <= 1 (kappa = k/p, k <= p), kappa = 1 when projection is
     "identity" (P = I); lam, lam_trak >= 0; gamma, sigma >= 0; n_proj >= 1 (1 for identity).
+    covariance in isotropic, power, spiked, ar1 with cov_param (decay exponent <= 3, spike size,
+    rho < 1) and alignment a in [-2, 2] (theta_j ~ s_j^a; see `theory.covariance`).
     TRAK's Gram matrix P^T X^T X P + lam_trak I must be invertible: lam_trak = 0 needs
     k < n (kappa < delta), and for P = I also n > p (delta > 1). The gaussian family needs
     gamma > 0 or sigma > 0 (else y = 0 and every influence vanishes). lam = 0 needs delta > 1
@@ -120,8 +127,21 @@ def validate_model(*, family="logistic", delta=2.0, kappa=0.5, lam=0.1, lam_trak
             "set gamma > 0 or sigma > 0.")
     if fam == "logistic" and gamma > 20:
         raise InvalidParameterError(f"gamma must be <= 20 for the logistic family, got {gamma:g}.")
+    covariance = check_choice("covariance", covariance, COVARIANCES)
+    cov_param = check_real("cov_param", cov_param, lo=0.0)
+    alignment = check_real("alignment", alignment, lo=-2.0, hi=2.0)
+    if covariance == "ar1" and cov_param >= 1.0:
+        raise InvalidParameterError(f"cov_param (rho) of an ar1 covariance must be < 1, got {cov_param:g}.")
+    if covariance == "power" and cov_param > 3.0:
+        raise InvalidParameterError(f"cov_param (decay exponent) of a power covariance must be <= 3, got {cov_param:g}.")
+    if covariance == "spiked" and cov_param > 1000.0:
+        raise InvalidParameterError(f"cov_param (spike size) must be <= 1000, got {cov_param:g}.")
+    if covariance == "isotropic" and (cov_param != 0.0 or alignment != 0.0):
+        raise InvalidParameterError("cov_param and alignment apply to a non-isotropic covariance; "
+                                    "set covariance to power, spiked or ar1.")
     if fam == "poisson" and gamma > 1.5:
         raise InvalidParameterError(
             f"gamma must be <= 1.5 for the poisson family (counts ~ exp(gamma * N(0,1)) up to "
             f"e^(8 gamma)), got {gamma:g}.")
-    return ModelParams(fam, delta, kappa, lam, lam_trak, gamma, sigma, n_proj, projection)
+    return ModelParams(fam, delta, kappa, lam, lam_trak, gamma, sigma, n_proj, projection, covariance,
+                       cov_param, alignment)

@@ -114,8 +114,8 @@ def _check_finite(estimators, where):
 
 
 def predict(*, family="logistic", delta=2.0, kappa=0.5, lam=0.1, lam_trak=0.0, gamma=1.0,
-            sigma=0.5, n_proj=1, projection="gaussian", variants: bool = False,
-            nodes: int = DEFAULT_NODES) -> dict:
+            sigma=0.5, n_proj=1, projection="gaussian", covariance="isotropic", cov_param=0.0,
+            alignment=0.0, variants: bool = False, nodes: int = DEFAULT_NODES) -> dict:
     """Predicted agreement of IF, NS (ALO) and TRAK with exact LOO in the proportional limit.
 
     Parameters follow DESIGN.md §2 (delta = n/p, kappa = k/p, lam and lam_trak ridges, gamma
@@ -127,7 +127,10 @@ def predict(*, family="logistic", delta=2.0, kappa=0.5, lam=0.1, lam_trak=0.0, g
     Raises InvalidParameterError, EstimatorDoesNotExistError, NotConvergedError.
     """
     mp = validate_model(family=family, delta=delta, kappa=kappa, lam=lam, lam_trak=lam_trak,
-                        gamma=gamma, sigma=sigma, n_proj=n_proj, projection=projection)
+                        gamma=gamma, sigma=sigma, n_proj=n_proj, projection=projection,
+                        covariance=covariance, cov_param=cov_param, alignment=alignment)
+    if mp.covariance != "isotropic":
+        raise InvalidParameterError("the theory for a non-isotropic covariance is not available yet.")
     fp, x = solve_fixed_point(mp.family, mp.delta, mp.lam, mp.gamma, mp.sigma, nodes=nodes)
     est, const = _assemble_one(jnp.asarray(x), mp.delta, mp.lam, mp.kappa, mp.lam_trak, mp.n_proj,
                                family=mp.family, grid_key=grid_key(mp.family, mp.gamma, mp.sigma, nodes),
