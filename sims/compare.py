@@ -127,6 +127,8 @@ def compare(summaries: list[dict], *, n_se: float = DEFAULT_N_SE, allowance=None
         model = {k: cfg[k] for k in MODEL_KEYS}
         if cfg.get("variants"):
             model["variants"] = True
+        if model["covariance"] != "isotropic":
+            model["p"] = cfg["p"]            # such spectra depend on p
         key = tuple(sorted(model.items()))
         if key not in cache:
             cache[key] = predictor(**model)

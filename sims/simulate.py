@@ -19,7 +19,7 @@ from theory.covariance import spectrum as cov_spectrum
 from theory.errors import InvalidParameterError, NotConvergedError
 from theory.params import ModelParams, check_choice, check_int, check_real, validate_model
 
-from .data import DESIGNS, make_data
+from .data import DESIGNS, Data, make_data
 from .estimators import if_ns_influence, trak_influence, trak_variants
 from .fit import check_fit, hessian_inverse, newton_fit
 from .lds import lds, subset_outputs
@@ -109,6 +109,16 @@ def run_replicate(sp: SimParams, rep: int, *, keep_influence: bool = False,
         theta = cov_alignment(spectrum, m.alignment)
     data = make_data(k_data, family=m.family, n=sp.n, p=sp.p, n_test=sp.n_test,
                      gamma=m.gamma, sigma=m.sigma, design=sp.design, spectrum=spectrum, theta=theta)
+    result = analyze(sp, data, k_proj, keep_influence=keep_influence, progress=progress)
+    result.diagnostics["wall_time_s"] = time.perf_counter() - t0
+    return result
+
+
+def analyze(sp: SimParams, data: Data, k_proj, *, keep_influence: bool = False,
+            progress=None) -> ReplicateResult:
+    """Fit, exact LOO, estimators and metrics for one data set (synthetic or real)."""
+    m = sp.model
+    t0 = time.perf_counter()
     fit = newton_fit(data.X, data.y, m.lam, family=m.family, tol=min(sp.tol, 1e-10))
     check_fit(fit, data.X, data.y, m.lam, m.family)
     A = hessian_inverse(data.X, fit.w, m.lam)

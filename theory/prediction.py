@@ -24,10 +24,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .covariance import alignment as alignment_weights
+from .covariance import spectrum
 from .errors import InvalidParameterError, NotConvergedError
 from .fixed_point import solve_fixed_point
-from .glm_law import DEFAULT_NODES, atoms, gaussian_atoms, grid_key, law_grid
-from .params import validate_model
+from .general import kernel_traces_general, solve_fixed_point_general
+from .glm_law import DEFAULT_NODES, _hermite, atoms, gaussian_atoms, grid_key, law_grid
+from .params import check_int, validate_model
 from .spearman import spearman_if, spearman_pair, spearman_trak
 from .traces import kernel_traces, weighted_kernel_traces
 
@@ -59,8 +62,30 @@ def _metrics(te, g, wt, var_u, var_v, cov, spearman):
                 scale=e_tg * cov / (e_tt * var_v))
 
 
+def _estimators(g, w, wt, c, t, tr, tw=None):
+    """Metrics of IF, NS, TRAK (and, given the weighted traces tw, of the corrected variants)."""
+    a2, one = tr["tau_A2"], jnp.ones_like(c)
+    est = {
+        "if": _metrics(t, g, wt, a2, a2, a2, spearman_if(g, t, wt)),
+        "ns": dict(pearson=one, spearman=one, rel_error=0.0 * one, scale=one),
+        "trak": _metrics(g / (1.0 + tr["c_T"]), g, wt, a2, tr["tau_Bbar2"], tr["tau_AB"],
+                         spearman_trak(g, wt, tr["rho"])),
+    }
+    if tw is not None:
+        # Corrected TRAK (docs/theory.md §5): (a) Hessian-weighted Gram; (b) the leave-one-out factor
+        # 1/(1 - h_i) of TRAK's own kernel, which cancels its constant 1/(1 + c_T); (c) both, with the
+        # ALO factor 1/(1 - w_i h_i) of the weighted kernel, which cancels 1/(1 + w_i c_T,w).
+        t_w = g / (1.0 + w * tw["c_T_w"])
+        est["trak_w"] = _metrics(t_w, g, wt, a2, tw["tau_Bbar2_w"], tw["tau_AB_w"],
+                                 spearman_pair(g, t_w, wt, tw["rho_w"]))
+        est["trak_lev"] = _metrics(g, g, wt, a2, tr["tau_Bbar2"], tr["tau_AB"], est["trak"]["spearman"])
+        est["trak_wlev"] = _metrics(g, g, wt, a2, tw["tau_Bbar2_w"], tw["tau_AB_w"],
+                                    spearman_trak(g, wt, tw["rho_w"]))
+    return est
+
+
 def _assemble(x, delta, lam, kappa, lam_trak, n_proj, *, family, grid_key, identity, variants=False):
-    """Constants and metrics from the fixed-point unknowns x = (log c, a, log r)."""
+    """Constants and metrics from the fixed-point unknowns x = (log c, a, log r) (isotropic design)."""
     c, a, r = jnp.exp(x[0]), x[1], jnp.exp(x[2])
     if family == "gaussian":
         g, w, wt = gaussian_atoms(r, delta, c, grid_key[-1])
@@ -69,28 +94,12 @@ def _assemble(x, delta, lam, kappa, lam_trak, n_proj, *, family, grid_key, ident
     t, mom = _law_moments(g, w, wt, c)
     tr = kernel_traces(delta=delta, lam=lam, kappa=kappa, lam_trak=lam_trak, n_proj=n_proj,
                        identity=identity, c=c, e_w_w=mom["e_w_w"], e_w2_w2=mom["e_w2_w2"])
-    a2, one = tr["tau_A2"], jnp.ones_like(c)
-    est = {
-        "if": _metrics(t, g, wt, a2, a2, a2, spearman_if(g, t, wt)),
-        "ns": dict(pearson=one, spearman=one, rel_error=0.0 * one, scale=one),
-        "trak": _metrics(g / (1.0 + tr["c_T"]), g, wt, a2, tr["tau_Bbar2"], tr["tau_AB"],
-                         spearman_trak(g, wt, tr["rho"])),
-    }
-    constants = dict(c=c, r=r, **mom, **tr)
+    tw = None
     if variants:
-        # Corrected TRAK (docs/theory.md §5): (a) Hessian-weighted Gram; (b) the leave-one-out factor
-        # 1/(1 - h_i) of TRAK's own kernel, which cancels its constant 1/(1 + c_T); (c) both, with the
-        # ALO factor 1/(1 - w_i h_i) of the weighted kernel, which cancels 1/(1 + w_i c_T,w).
         tw = weighted_kernel_traces(delta=delta, lam=lam, kappa=kappa, lam_trak=lam_trak, n_proj=n_proj,
-                                    identity=identity, c=c, tau_A2=a2, w=w, wt=wt)
-        t_w = g / (1.0 + w * tw["c_T_w"])
-        est["trak_w"] = _metrics(t_w, g, wt, a2, tw["tau_Bbar2_w"], tw["tau_AB_w"],
-                                 spearman_pair(g, t_w, wt, tw["rho_w"]))
-        est["trak_lev"] = _metrics(g, g, wt, a2, tr["tau_Bbar2"], tr["tau_AB"], est["trak"]["spearman"])
-        est["trak_wlev"] = _metrics(g, g, wt, a2, tw["tau_Bbar2_w"], tw["tau_AB_w"],
-                                    spearman_trak(g, wt, tw["rho_w"]))
-        constants.update(tw)
-    return est, constants
+                                    identity=identity, c=c, tau_A2=tr["tau_A2"], w=w, wt=wt)
+    constants = dict(c=c, r=r, **mom, **tr, **(tw or {}))
+    return _estimators(g, w, wt, c, t, tr, tw), constants
 
 
 _STATIC = ("family", "grid_key", "identity", "variants")
@@ -115,7 +124,8 @@ def _check_finite(estimators, where):
 
 def predict(*, family="logistic", delta=2.0, kappa=0.5, lam=0.1, lam_trak=0.0, gamma=1.0,
             sigma=0.5, n_proj=1, projection="gaussian", covariance="isotropic", cov_param=0.0,
-            alignment=0.0, variants: bool = False, nodes: int = DEFAULT_NODES) -> dict:
+            alignment=0.0, p: int | None = None, variants: bool = False,
+            nodes: int = DEFAULT_NODES) -> dict:
     """Predicted agreement of IF, NS (ALO) and TRAK with exact LOO in the proportional limit.
 
     Parameters follow DESIGN.md §2 (delta = n/p, kappa = k/p, lam and lam_trak ridges, gamma
@@ -123,14 +133,22 @@ def predict(*, family="logistic", delta=2.0, kappa=0.5, lam=0.1, lam_trak=0.0, g
     (same limit, by universality) or "identity"). Returns {"config", "estimators", "constants"}
     with estimators[e][metric] a float for e in ("if", "ns", "trak") and metric in METRICS;
     variants=True adds the corrected TRAK estimators "trak_w" (Hessian-weighted Gram), "trak_lev"
-    (leave-one-out rescaling in the projected space) and "trak_wlev" (both).
+    (leave-one-out rescaling in the projected space) and "trak_wlev" (both). A non-isotropic
+    covariance (power, spiked, ar1; `theory.covariance`) uses the general-covariance theory
+    (`theory.general`) with the spectrum at dimension p (required: such spectra depend on p).
     Raises InvalidParameterError, EstimatorDoesNotExistError, NotConvergedError.
     """
     mp = validate_model(family=family, delta=delta, kappa=kappa, lam=lam, lam_trak=lam_trak,
                         gamma=gamma, sigma=sigma, n_proj=n_proj, projection=projection,
                         covariance=covariance, cov_param=cov_param, alignment=alignment)
     if mp.covariance != "isotropic":
-        raise InvalidParameterError("the theory for a non-isotropic covariance is not available yet.")
+        if p is None:
+            raise InvalidParameterError(
+                f"a {mp.covariance} covariance needs the dimension p (its spectrum depends on p).")
+        p = check_int("p", p, lo=2, hi=1_000_000)
+        spec = spectrum(mp.covariance, p, mp.cov_param)
+        return predict_spectrum(spec, alignment_weights(spec, mp.alignment), _model=mp, nodes=nodes,
+                                variants=variants)
     fp, x = solve_fixed_point(mp.family, mp.delta, mp.lam, mp.gamma, mp.sigma, nodes=nodes)
     est, const = _assemble_one(jnp.asarray(x), mp.delta, mp.lam, mp.kappa, mp.lam_trak, mp.n_proj,
                                family=mp.family, grid_key=grid_key(mp.family, mp.gamma, mp.sigma, nodes),
@@ -139,6 +157,45 @@ def predict(*, family="logistic", delta=2.0, kappa=0.5, lam=0.1, lam_trak=0.0, g
     constants = {k: float(v) for k, v in const.items()}
     constants.update(m=fp.m, q=fp.q)
     _check_finite(estimators, mp)
+    return {"config": mp.asdict(), "estimators": estimators, "constants": constants}
+
+
+def predict_spectrum(spectrum, theta=None, *, variants: bool = False, nodes: int = DEFAULT_NODES,
+                     _model=None, **model) -> dict:
+    """`predict` for an arbitrary feature spectrum s (p,) and alignment theta (p,) of beta*
+    (e.g. empirical ones of a real dataset; normalized here to mean(s) = 1 and mean(s theta) = 1).
+    Layout of `predict`; constants add the effective dimensions d_A, d_T (`theory.general`)."""
+    mp = _model or validate_model(**model)
+    if variants:
+        raise InvalidParameterError("the corrected TRAK variants have no theory for a non-isotropic covariance yet.")
+    s = np.asarray(spectrum, dtype=float)
+    if s.ndim != 1 or s.size < 2 or not np.all(np.isfinite(s)) or np.any(s < 0) or s.sum() <= 0:
+        raise InvalidParameterError("spectrum must be a 1-D array of at least 2 finite non-negative numbers.")
+    s = s * s.size / s.sum()
+    th = np.ones_like(s) if theta is None else np.asarray(theta, dtype=float)
+    if th.shape != s.shape or not np.all(np.isfinite(th)) or np.any(th < 0) or np.mean(s * th) <= 0:
+        raise InvalidParameterError("theta must be finite, non-negative and of the spectrum's shape.")
+    th = th / np.mean(s * th)
+    if mp.projection == "identity" and mp.lam_trak == 0 and mp.delta <= 1:
+        raise InvalidParameterError("lam_trak = 0 without projection needs delta > 1.")
+    fp, x, e_g2 = solve_fixed_point_general(mp.family, s, th, mp.delta, mp.lam, mp.gamma, mp.sigma, nodes)
+    c = jnp.asarray(fp.c)
+    if mp.family == "gaussian":
+        nodes_, wx = _hermite(nodes)
+        g = jnp.asarray(nodes_ * np.sqrt(e_g2))
+        w, wt = jnp.ones_like(g), jnp.asarray(wx)
+    else:
+        _, _, g, w, wt = atoms(law_grid(*grid_key(mp.family, mp.gamma, mp.sigma, nodes)), mp.family,
+                               fp.c, x[1], fp.r)
+    t, mom = _law_moments(g, w, wt, c)
+    tr = kernel_traces_general(s=s, delta=mp.delta, lam=mp.lam, kappa=mp.kappa, lam_trak=mp.lam_trak,
+                               n_proj=mp.n_proj, identity=mp.projection == "identity", c=fp.c,
+                               e_w_w=float(mom["e_w_w"]), e_w2_w2=float(mom["e_w2_w2"]))
+    est = _estimators(g, w, wt, c, t, {k: jnp.asarray(v) for k, v in tr.items()})
+    estimators = {e: {k: float(v) for k, v in row.items()} for e, row in est.items()}
+    _check_finite(estimators, mp)
+    constants = {k: float(v) for k, v in {**mom, **tr}.items()}
+    constants.update(c=fp.c, r=fp.r, m=fp.m, q=fp.q, p=int(s.size))
     return {"config": mp.asdict(), "estimators": estimators, "constants": constants}
 
 
@@ -160,7 +217,11 @@ def predict_curve(vary: str, values, *, nodes: int = DEFAULT_NODES, variants: bo
         raise InvalidParameterError("predict_curve needs at least one value.")
     if vary not in ("family", "delta", "kappa", "lam", "lam_trak", "gamma", "sigma", "n_proj", "projection"):
         raise InvalidParameterError(f"cannot vary {vary!r}; choose a parameter of predict.")
+    p = params.pop("p", None)
     models = [validate_model(**{**params, vary: v}) for v in values]
+    if vary not in _BATCHED or models[0].covariance != "isotropic":
+        results = [predict(**m.asdict(), p=p, nodes=nodes, variants=variants) for m in models]
+        return _stack(values, [r["estimators"] for r in results], [r["constants"] for r in results])
     if vary not in _BATCHED:
         results = [predict(**m.asdict(), nodes=nodes, variants=variants) for m in models]
         return _stack(values, [r["estimators"] for r in results], [r["constants"] for r in results])
