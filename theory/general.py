@@ -1,4 +1,4 @@
-r"""General feature covariance: fixed point and traces (docs/theory.md §8).
+r"""General feature covariance: fixed point and traces (docs/theory.md §7).
 
 x_i ~ N(0, Sigma), Sigma = V diag(s) V^T / p with (1/p) sum_j s_j = 1; beta* = V b with
 b_j ~ N(0, gamma^2 theta_j), (1/p) sum_j s_j theta_j = 1 (`theory.covariance`); V = I without
@@ -34,7 +34,7 @@ equivalents x, y and per-sample weight e:
 Effective dimensions: ell_A = lam/(delta a_w) (the population ridge of A), d_A = sum s/(s + ell_A);
 ell_T = mu (1 + c_T)/delta (the sketch's), d_T = sum s/(s + ell_T) (= k when lamT = 0).
 Derived and checked numerically (each trace within 4.5% of one draw at p = 1000-2000; predictions
-against exact LOO at p = 400-800) by a study summarized in docs/theory.md §8.
+against exact LOO at p = 400-800) by a study summarized in docs/theory.md §7.
 """
 
 from __future__ import annotations
