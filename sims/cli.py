@@ -63,6 +63,13 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
                    help="noise s.d. of the gaussian family (default: %(default)s)")
     g.add_argument("--n-proj", type=_int, default=1,
                    help="M, number of independent projections averaged by TRAK (default: %(default)s)")
+    g.add_argument("--covariance", default="isotropic", choices=("isotropic", "power", "spiked", "ar1"),
+                   help="feature spectrum: isotropic, power law s_j ~ j^-a, three spikes, AR(1) "
+                        "(default: %(default)s)")
+    g.add_argument("--cov-param", type=_float, default=0.0,
+                   help="its parameter: decay exponent a, spike size, or AR(1) rho (default: %(default)s)")
+    g.add_argument("--alignment", type=_float, default=0.0,
+                   help="alignment of beta* with the spectrum: theta_j ~ s_j^alignment (default: %(default)s)")
     g.add_argument("--variants", action="store_true",
                    help="also the corrected TRAK estimators: trak_w (Hessian-weighted Gram), trak_lev "
                         "(leave-one-out factor in the projected space), trak_wlev (both)")
@@ -74,7 +81,8 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
 def model_kwargs(args) -> dict:
     return dict(family=args.family, delta=args.delta, kappa=args.kappa, lam=args.lam,
                 lam_trak=args.lam_trak, gamma=args.gamma, sigma=args.sigma, n_proj=args.n_proj,
-                projection=args.projection, variants=args.variants)
+                projection=args.projection, variants=args.variants, covariance=args.covariance,
+                cov_param=args.cov_param, alignment=args.alignment)
 
 
 # ------------------------------------------------------------------------------------ predict
@@ -85,6 +93,8 @@ def _add_predict(sub) -> None:
                     "correlation with exact LOO, relative error and best-fit scale of IF, NS (ALO) "
                     "and TRAK, plus the constants they are built from (docs/theory.md).")
     add_model_arguments(p)
+    p.add_argument("--p", type=_int, default=None,
+                   help="dimension of a non-isotropic spectrum (required then: such spectra depend on p)")
     p.add_argument("--json", action="store_true", help="print machine-readable JSON on stdout")
     p.set_defaults(run=_run_predict)
 
@@ -92,9 +102,15 @@ def _add_predict(sub) -> None:
 def _run_predict(args) -> int:
     from theory import predict
 
-    result = predict(**model_kwargs(args))
+    result = predict(**model_kwargs(args), p=args.p)
     print(json.dumps(result, indent=2) if args.json else format_prediction(result))
     return 0
+
+
+def _describe_covariance(c: dict) -> str:
+    if c.get("covariance", "isotropic") == "isotropic":
+        return ""
+    return f" | covariance {c['covariance']}({c['cov_param']:g}), alignment {c['alignment']:g}"
 
 
 def format_prediction(result: dict) -> str:
@@ -102,13 +118,14 @@ def format_prediction(result: dict) -> str:
     proj = "P = I" if c["projection"] == "identity" else f"kappa={c['kappa']:g} ({c['projection']}) M={c['n_proj']}"
     lines = [f"{c['family']}: delta={c['delta']:g} lam={c['lam']:g} gamma={c['gamma']:g}"
              + (f" sigma={c['sigma']:g}" if c["family"] == "gaussian" else "")
-             + f" | TRAK: {proj} lam_trak={c['lam_trak']:g}",
+             + f" | TRAK: {proj} lam_trak={c['lam_trak']:g}" + _describe_covariance(c),
              "estimator  " + "".join(f"{m:>11s}" for m in ("pearson", "spearman", "rel_error", "scale"))]
     for name, row in result["estimators"].items():
         lines.append(f"{name.upper():<11s}" + "".join(f"{row[m]:11.4f}" for m in ("pearson", "spearman", "rel_error", "scale")))
     lines.append(f"constants: c={k['c']:.4g} m={k['m']:.4g} q={k['q']:.4g} E[w]={k['e_w']:.4g} "
                  f"mean leverage={k['mean_leverage']:.4g} tau(A^2)={k['tau_A2']:.4g} mu={k['mu']:.4g} "
-                 f"c_T={k['c_T']:.4g} tau(AB)={k['tau_AB']:.4g} tau(B_bar^2)={k['tau_Bbar2']:.4g}")
+                 f"c_T={k['c_T']:.4g} tau(AB)={k['tau_AB']:.4g} tau(B_bar^2)={k['tau_Bbar2']:.4g}"
+                 + (f" d_A={k['d_A']:.4g} d_T={k['d_T']:.4g}" if "d_A" in k else ""))
     return "\n".join(lines)
 
 
@@ -167,7 +184,8 @@ def format_simulation(result: dict) -> str:
     head = (f"{c['family']}: p={c['p']} n={c['n']} delta={c['delta']:g} lam={c['lam']:g} "
             f"gamma={c['gamma']:g}" + (f" sigma={c['sigma']:g}" if c["family"] == "gaussian" else "")
             + f" | TRAK: {proj} lam_trak={c['lam_trak']:g}"
-            + f" | {c['reps']} rep x {c['n_test']} test points, seed {c['seed']}")
+            + f" | {c['reps']} rep x {c['n_test']} test points, seed {c['seed']}" + _describe_covariance(c)
+            + (f" | {c['design']} features" if c.get("design", "gaussian") != "gaussian" else ""))
     metrics = list(next(iter(result["estimators"].values())).keys())
     lines = [head, "estimator  " + "".join(f"{m:>20s}" for m in metrics)]
     for name, row in result["estimators"].items():
