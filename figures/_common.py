@@ -52,9 +52,11 @@ def run_figure_sweep(name: str, preset: str, progress: bool = True):
     return spec, summarize(load_rows(RESULTS / preset / name))
 
 
-def theory_grid(spec) -> dict:
-    """The [theory] section of a spec: values of the varied parameter for the dense curves."""
+def theory_grid(spec, key: str | None = None):
+    """Values of the varied parameter for the dense theory curves: the [theory] section of a spec
+    (or its sub-table `key`): explicit `values`, or start/stop/num with scale linear or log."""
     th = spec.raw.get("theory", {})
+    th = th[key] if key is not None else th
     if "values" in th:
         return np.asarray(th["values"], dtype=float)
     lo, hi, num = th["start"], th["stop"], th.get("num", 60)

@@ -5,25 +5,18 @@ from __future__ import annotations
 import sys
 
 import matplotlib.pyplot as plt
-import numpy as np
 
 from _common import (METRIC_LABELS, caption, model_of, plot_sim, plot_theory, predict_curve,
-                     run_figure_sweep, save, select, sim_series)
+                     run_figure_sweep, save, select, sim_series, theory_grid)
 
 NAME = "fig_corr_vs_kappa_lam"
 
 
-def _grid(section):
-    lo, hi, num = section["start"], section["stop"], section.get("num", 40)
-    return np.geomspace(lo, hi, num) if section.get("scale") == "log" else np.linspace(lo, hi, num)
-
-
 def make(preset: str = "quick", progress: bool = True) -> list[str]:
     spec, summaries = run_figure_sweep(NAME, preset, progress)
-    th = spec.raw["theory"]
     base = model_of(select(summaries, kappa=0.5, lam=0.1)[0]["config"])
     fig, axes = plt.subplots(2, 2, figsize=(10, 7.5), sharey="row", constrained_layout=True)
-    panels = [("kappa", _grid(th["kappa"]), dict(lam=0.1)), ("lam", _grid(th["lam"]), dict(kappa=0.5))]
+    panels = [("kappa", theory_grid(spec, "kappa"), dict(lam=0.1)), ("lam", theory_grid(spec, "lam"), dict(kappa=0.5))]
     for col, (vary, values, fixed) in enumerate(panels):
         curve = predict_curve(vary, values, **{**base, **fixed})
         sims_ = select(summaries, **fixed)

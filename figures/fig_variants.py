@@ -5,25 +5,18 @@ from __future__ import annotations
 import sys
 
 import matplotlib.pyplot as plt
-import numpy as np
 
 from _common import (LABELS, METRIC_LABELS, caption, log_ticks, model_of, plot_sim, plot_theory,
-                     predict_curve, run_figure_sweep, save, select, sim_series)
+                     predict_curve, run_figure_sweep, save, select, sim_series, theory_grid)
 
 NAME = "fig_variants"
 ORDER = ("ns", "if", "trak_wlev", "trak_w", "trak_lev", "trak")
 
 
-def _grid(section):
-    lo, hi, num = section["start"], section["stop"], section.get("num", 30)
-    return np.geomspace(lo, hi, num) if section.get("scale") == "log" else np.linspace(lo, hi, num)
-
-
 def make(preset: str = "quick", progress: bool = True) -> list[str]:
     spec, summaries = run_figure_sweep(NAME, preset, progress)
-    th = spec.raw["theory"]
     base = model_of(select(summaries, delta=2.0, kappa=1.0)[0]["config"])
-    rows = [("kappa", _grid(th["kappa"]), dict(delta=2.0)), ("delta", _grid(th["delta"]), dict(kappa=1.0))]
+    rows = [("kappa", theory_grid(spec, "kappa"), dict(delta=2.0)), ("delta", theory_grid(spec, "delta"), dict(kappa=1.0))]
     fig, axes = plt.subplots(2, 2, figsize=(11, 8), constrained_layout=True)
     for r, (vary, values, fixed) in enumerate(rows):
         curve = predict_curve(vary, values, variants=True, **{**base, **fixed})

@@ -73,15 +73,21 @@ def kernel_traces(*, delta, lam, kappa, lam_trak, n_proj, identity: bool, c, e_w
     b = mp_b(mu, delta)
     s2 = mp_s2(mu, delta)
     tau_AB = b / (lam + delta * e_w_w / (1.0 + b))
+    tau_B2, tau_Bbar2 = sketch_second_order(mu, b, s2, kappa, lam_trak, n_proj, identity)
+    rho = tau_AB / jnp.sqrt(tau_A2 * tau_Bbar2)
+    return dict(tau_A2=tau_A2, mu=mu, c_T=b, s2=s2, tau_AB=tau_AB, tau_B2=tau_B2,
+                tau_Bbar2=tau_Bbar2, rho=rho)
+
+
+def sketch_second_order(mu, b, s2, kappa, lam_trak, n_proj, identity: bool):
+    """(T7)-(T8): tau(B^2) of one sketched kernel and tau(B_bar^2) of the average of M, from the
+    effective ridge mu, b = b(mu) and s2 = -b'(mu) of the Gram matrix's resolvent."""
     if identity:
         tau_B2 = s2
     else:
         u = kappa - 1.0 + 2.0 * mu * b
         tau_B2 = jnp.where(lam_trak > 0, s2 * u / (u - mu * mu * s2), b * s2 / (b - mu * s2))
-    tau_Bbar2 = tau_B2 / n_proj + (1.0 - 1.0 / n_proj) * s2
-    rho = tau_AB / jnp.sqrt(tau_A2 * tau_Bbar2)
-    return dict(tau_A2=tau_A2, mu=mu, c_T=b, s2=s2, tau_AB=tau_AB, tau_B2=tau_B2,
-                tau_Bbar2=tau_Bbar2, rho=rho)
+    return tau_B2, tau_B2 / n_proj + (1.0 - 1.0 / n_proj) * s2
 
 
 # ------------------------------------------------------------------ weighted (Hessian) kernels
@@ -145,12 +151,7 @@ def weighted_kernel_traces(*, delta, lam, kappa, lam_trak, n_proj, identity: boo
     s2 = weighted_s2(b, delta, w, wt)
     same = jnp.abs(mu - lam) <= 1e-12 * (1.0 + lam)
     tau_AB = jnp.where(same, tau_A2, (c - b) / jnp.where(same, 1.0, mu - lam))
-    if identity:
-        tau_B2 = s2
-    else:
-        u = kappa - 1.0 + 2.0 * mu * b
-        tau_B2 = jnp.where(lam_trak > 0, s2 * u / (u - mu * mu * s2), b * s2 / (b - mu * s2))
-    tau_Bbar2 = tau_B2 / n_proj + (1.0 - 1.0 / n_proj) * s2
+    tau_B2, tau_Bbar2 = sketch_second_order(mu, b, s2, kappa, lam_trak, n_proj, identity)
     rho = tau_AB / jnp.sqrt(tau_A2 * tau_Bbar2)
     return dict(mu_w=mu, c_T_w=b, s2_w=s2, tau_AB_w=tau_AB, tau_B2_w=tau_B2, tau_Bbar2_w=tau_Bbar2,
                 rho_w=rho)
