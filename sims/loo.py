@@ -4,24 +4,42 @@ For point i write beta_{-i} = beta_hat + Delta. Since X^T g_hat + lam beta_hat =
 the full-fit residual), the gradient of F_{-i}(beta) = F(beta) - l(y_i, x_i^T beta) at
 beta_hat + Delta is
 
-    G_i(Delta) = X^T [ (g(eta_hat + X Delta) - g_hat) * 1{j != i} ] - x_i g_hat_i + lam Delta + r0.
+    G_i(Delta) = X^T [ (g(eta_hat + X Delta) - g_hat) * 1{j != i} ] - x_i g_hat_i + lam Delta + r0
+               = H_{-i} Delta + X^T nu(X Delta) + c0,
 
-We solve G_i(Delta) = 0 by the chord iteration preconditioned with the exact leave-one-out
-Hessian at beta_hat, applied by Sherman–Morrison through A = H^{-1}:
+with c0 = r0 - x_i g_hat_i and nu(e) = [g(eta_hat + e) - g_hat - w e] * 1{j != i}, the part of the
+gradient that is nonlinear in e = X Delta. We solve G_i(Delta) = 0 by the chord iteration
+preconditioned with the exact leave-one-out Hessian at beta_hat, applied by Sherman–Morrison
+through A = H^{-1}:
 
-    Delta <- Delta - H_{-i}^{-1} G_i(Delta),   H_{-i}^{-1} v = A v + w_i a_i (a_i^T v) / (1 - w_i h_i),
-    a_i = A x_i,  h_i = x_i^T a_i.
+    Delta_{t+1} = Delta_t - H_{-i}^{-1} G_i(Delta_t) = -H_{-i}^{-1} (X^T nu_t + c0),
+    H_{-i}^{-1} v = A v + coef a_i (a_i^T v),   a_i = A x_i,  h_i = x_i^T a_i,  coef = w_i / (1 - w_i h_i).
 
 The first step from Delta = 0 is the Newton step (ALO); each further step contracts the error by
-a factor O(|l'''| |x_j^T Delta|) = O(p^{-1/2}), so a handful of steps reach 1e-10. For the
-gaussian family G_i is affine and one step is exact. Points whose chord iteration has not
-converged after `chord_iters` steps (small lam near separability, where removing a point changes
-the curvature a lot) are refitted by damped Newton from beta_hat with that point's weight set to 0
-(globally convergent; n p^2 + p^3/3 flops per step), to the same tolerance. Per step and point: one gradient
-(2 n p flops) plus one solve with A (2 p^2 flops); a chunk of B points turns these into GEMMs.
-The chunk size comes from a memory budget; with several JAX devices each chunk is sharded across
-them (`jax.sharding`, inputs replicated). The result is LOO_i(x_0) = x_0^T (beta_hat - beta_{-i})
-= -x_0^T Delta for every test point.
+a factor O(|l'''| max_j |x_j^T Delta|) = O(p^{-1/2}), so a handful of steps reach 1e-10. For the
+gaussian family G_i is affine and one step is exact.
+
+Iterates are carried as e = X Delta (n), f = X_0 Delta (T) and the gradient G (p): a step updates
+e <- e - (X A) G - coef k_i (a_i^T G) with k_i = X A x_i (likewise f), and the new gradient is
+exactly G_i(Delta_{t+1}) = X^T (nu_{t+1} - nu_t), because H_{-i} Delta_{t+1} = -X^T nu_t - c0. A
+step costs two products with n x p matrices, 4 n p flops per point. That identity assumes A is
+H^{-1} to working precision; when a probe of ||H A - I|| is not far below the tolerance
+(ill-conditioned H) the coefficients Delta are tracked too (a p x p product, 2 p^2 more flops per
+step) and G is evaluated from its definition.
+
+A point has converged when ||G_i|| <= max(tol (||x_i|| |g_i| + 1e-4 rms(g)), floor_i), where
+floor_i = 16 eps (sqrt(sum_{j != i} ||x_j||^2 m_j^2) + ||x_i|| |g_i| + lam ||beta_hat||), with
+m_j = |g(eta_j + e_j)| + |y_j| + w_j |eta_j + e_j| the magnitude of what is rounded in term j, is the
+rounding level of the gradient itself: a point with tiny |g_i|, or an interpolating fit with tiny
+lam, cannot be resolved below it (the values are then accurate to about eps cond(H)). Points run
+in the lanes of a
+fixed-size batch: after every step the lanes whose point has converged, or reached `chord_iters`
+steps, take the next point, so no lane idles while others finish. Points still unconverged (small
+lam near separability, where removing a point changes the curvature a lot) are refitted by damped
+Newton from beta_hat with their weight set to 0 (globally convergent; n p^2 + p^3/3 flops per
+step), to the same tolerance. The batch size comes from a memory budget; with several JAX devices
+the lanes are sharded across them (`jax.sharding`, inputs replicated). The result is
+LOO_i(x_0) = x_0^T (beta_hat - beta_{-i}) = -x_0^T Delta for every test point.
 """
 
 from __future__ import annotations
@@ -38,67 +56,119 @@ from theory.families import get_family
 
 from .fit import Fit, newton_fit
 
-DEFAULT_MEMORY_BUDGET = 512 * 2**20   # bytes for the per-chunk work arrays
+DEFAULT_MEMORY_BUDGET = 512 * 2**20   # bytes for the per-batch work arrays
+ROUNDING_FACTOR = 16.0                # floor = ROUNDING_FACTOR * eps * (size of the gradient's terms)
 
 
 class Loo(NamedTuple):
     values: np.ndarray     # (T, n) LOO_i(x_0)
-    n_iter: np.ndarray     # (n,) chord steps per point
-    rel_resid: np.ndarray  # (n,) final ||G_i|| / scale_i
+    n_iter: np.ndarray     # (n,) chord steps per point (plus Newton steps of the fallback)
+    rel_resid: np.ndarray  # (n,) final ||G_i|| / (its convergence threshold / tol)
+    tracked: bool = False  # True when the coefficients were tracked (ill-conditioned H)
 
 
 def chunk_size_for(n: int, p: int, T: int, memory_budget: int = DEFAULT_MEMORY_BUDGET) -> int:
-    """Points per chunk: the work arrays (about 3n + 6p + T doubles per point) fit the budget,
-    and at most 256 on CPU (chunks of similar |g_i| then finish within a step of each other,
-    ~92% of the batched steps do useful work at n = 2000) or 2048 on accelerators."""
-    per_point = 8 * (3 * n + 6 * p + T)
+    """Lanes per batch: the lane state and work arrays (about 6n + 4p + 4T doubles per lane) fit
+    the budget, and at most 256 on CPU (larger products gain nothing there) or 2048 on accelerators."""
+    per_point = 8 * (6 * n + 4 * p + 4 * T)
     cap = 256 if jax.default_backend() == "cpu" else 2048
     return int(max(1, min(n, cap, memory_budget // per_point)))
 
 
-@partial(jax.jit, static_argnames=("family", "max_iter"))
-def _loo_chunk(idx, X, y, X0, eta, g, w, r0, A, XA, lam, tol, *, family: str, max_iter: int):
+class _Lanes(NamedTuple):
+    """Chord-iteration state of one batch of points (leading axis: lane)."""
+
+    idx: jax.Array     # (B,) training point of each lane
+    e: jax.Array       # (B, n) X Delta
+    f: jax.Array       # (B, T) X_0 Delta
+    nu: jax.Array      # (B, n) nu(X Delta)
+    G: jax.Array       # (B, p) gradient G_i(Delta)
+    k: jax.Array       # (B, n) X A x_i
+    k0: jax.Array      # (B, T) X_0 A x_i
+    delta: jax.Array   # (B, p) Delta, or (B, 0) when not tracked
+    it: jax.Array      # (B,) chord steps taken
+
+
+def _empty_lanes(B, n, p, T, track, dtype) -> _Lanes:
+    z = lambda *s: jnp.zeros(s, dtype)  # noqa: E731
+    return _Lanes(jnp.zeros(B, jnp.int32), z(B, n), z(B, T), z(B, n), z(B, p), z(B, n), z(B, T),
+                  z(B, p if track else 0), jnp.zeros(B, jnp.int32))
+
+
+@partial(jax.jit, static_argnames=("family", "track"))
+def _chord_step(lanes: _Lanes, fresh, new_idx, X, y, eta, g, w, A, XA, X0A, r0, lam, row, lam_beta, *,
+                family: str, track: bool):
+    """One chord step in every lane; lanes with `fresh` start point `new_idx` with the Newton
+    step. Returns the new state, ||G|| and the rounding floor of G per lane (module docstring);
+    row = (||x_j||), lam_beta = lam ||beta_hat||."""
     fam = get_family(family)
     n = X.shape[0]
-    gscale = jnp.sqrt(jnp.mean(g * g)) + 1e-300
-    A_r0 = A @ r0
+    lane = jnp.arange(fresh.shape[0])
+    fresh_ = fresh[:, None]
+    i = jnp.where(fresh, new_idx, lanes.idx)
+    xi, ai = X[i], XA[i]                    # a_i = A x_i is row i of X A (A is symmetric)
+    # fresh lanes multiply by x_i (giving k_i), running lanes by G: one product for all lanes
+    Z = jnp.where(fresh_, xi, lanes.G)
+    XAZ, X0AZ = Z @ XA.T, Z @ X0A.T
+    k = jnp.where(fresh_, XAZ, lanes.k)
+    k0 = jnp.where(fresh_, X0AZ, lanes.k0)
+    gi, wi = g[i], w[i]
+    hi = k[lane, i]
+    one_minus_wh = 1.0 - wi * hi
+    coef = (wi / one_minus_wh)[:, None]
+    u, u0 = XA @ r0, X0A @ r0               # X A r0, X_0 A r0
+    ui = u[i][:, None]
+    # Newton step Delta_1 = -H_{-i}^{-1} c0:  X Delta_1 = -(u + coef u_i k_i - g_i k_i / (1 - w_i h_i))
+    first = coef * ui - (gi / one_minus_wh)[:, None]
+    aG = jnp.sum(ai * lanes.G, axis=1)[:, None]                                 # a_i^T G
+    e = jnp.where(fresh_, -(u + first * k), lanes.e - XAZ - coef * aG * k)
+    f = jnp.where(fresh_, -(u0 + first * k0), lanes.f - X0AZ - coef * aG * k0)
+    keep = jnp.arange(n)[None, :] != i[:, None]
+    nu = jnp.where(keep, fam.grad(y, eta + e) - g - w * e, 0.0)       # (B, n)
+    if track:     # Delta itself, and G from its definition: robust to the error of A
+        delta1 = -(A @ r0 - ai * gi[:, None] + coef * ai * (ui - (hi * gi)[:, None]))
+        step = lanes.G @ A + coef * aG * ai                                      # H_{-i}^{-1} G
+        delta = jnp.where(fresh_, delta1, lanes.delta - step)
+        G = (nu + jnp.where(keep, w * e, 0.0)) @ X - xi * gi[:, None] + lam * delta + r0
+    else:
+        delta = lanes.delta
+        G = (nu - jnp.where(fresh_, 0.0, lanes.nu)) @ X
+    it = jnp.where(fresh, 1, lanes.it + 1)
+    eta_e = eta + e
+    m = jnp.where(keep, jnp.abs(nu + w * e + g) + jnp.abs(y) + w * jnp.abs(eta_e), 0.0) * row
+    floor = ROUNDING_FACTOR * jnp.finfo(X.dtype).eps * (jnp.linalg.norm(m, axis=1) + row[i] * jnp.abs(gi)
+                                                        + lam_beta)
+    return _Lanes(i, e, f, nu, G, k, k0, delta, it), jnp.linalg.norm(G, axis=1), floor
+
+
+@jax.jit
+def _inverse_error(X, w, lam, A, key):
+    """Estimate of ||H A - I||_2 from three random probes (each ~ ||H A - I||_F / sqrt(p)), times sqrt(p)."""
+    p = X.shape[1]
+    Z = jax.random.normal(key, (p, 3), X.dtype) / jnp.sqrt(p)
+    AZ = A @ Z
+    R = X.T @ (w[:, None] * (X @ AZ)) + lam * AZ - Z
+    return jnp.sqrt(p) * jnp.max(jnp.linalg.norm(R, axis=0))
+
+
+@partial(jax.jit, static_argnames=("family", "max_iter"))
+def _loo_newton(idx, X, y, X0, beta, target, lam, tol, *, family: str, max_iter: int):
+    """Refit without point i by damped Newton from beta_hat, for each i in idx (the fallback),
+    to ||grad|| <= target_i. Returns (X_0 (beta_hat - beta_{-i}), steps, ||grad|| / target_i)."""
 
     def one(i):
-        xi, ai, gi, wi = X[i], XA[i], g[i], w[i]
-        one_minus_wh = 1.0 - wi * (xi @ ai)
-        coef = wi / one_minus_wh
-        keep = jnp.arange(n) != i
-        scale = jnp.linalg.norm(xi) * jnp.abs(gi) + 1e-4 * gscale   # floor: rounding of g
-
-        def solve(v):
-            return A @ v + coef * ai * (ai @ v)
-
-        def residual(delta):
-            dg = jnp.where(keep, fam.grad(y, eta + X @ delta) - g, 0.0)
-            return X.T @ dg - xi * gi + lam * delta + r0
-
-        def cond(state):
-            _, r, it = state
-            return (jnp.linalg.norm(r) > tol * scale) & (it < max_iter)
-
-        def body(state):
-            delta, r, it = state
-            delta = delta - solve(r)
-            return delta, residual(delta), it + 1
-
-        # first chord step from Delta = 0 (the Newton step, ALO) without a GEMM:
-        # -H_{-i}^{-1}(r0 - x_i g_i) = a_i g_i / (1 - w_i h_i) - A r0 - coef a_i (a_i^T r0)
-        delta1 = ai * gi / one_minus_wh - A_r0 - coef * ai * (ai @ r0)
-        delta, r, it = jax.lax.while_loop(cond, body, (delta1, residual(delta1), 1))
-        return -(X0 @ delta), it, jnp.linalg.norm(r) / scale
+        weights = (jnp.arange(X.shape[0]) != i).astype(X.dtype)
+        refit = newton_fit(X, y, lam, family=family, tol=tol, max_iter=max_iter, beta0=beta,
+                           weights=weights, grad_scale=target[i] / tol)
+        resid = jnp.where(refit.status == 0, refit.rel_grad, jnp.inf)
+        return X0 @ (beta - refit.beta), refit.n_iter, resid
 
     return jax.vmap(one)(idx)
 
 
 class _Placement(NamedTuple):
-    """Where the LOO work runs: replicated inputs, chunks of points split across devices."""
+    """Where the LOO work runs: replicated inputs, lanes split across devices."""
 
-    chunk: int
     devices: int
     mesh: object
 
@@ -106,88 +176,110 @@ class _Placement(NamedTuple):
         return -(-size // self.devices) * self.devices
 
     def replicate(self, *arrays):
+        return self._put(arrays, ())
+
+    def split(self, *arrays):
+        return self._put(arrays, ("d",))
+
+    def _put(self, arrays, spec):
         if self.devices == 1:
-            return arrays
+            return tuple(jnp.asarray(a) for a in arrays)
         from jax.sharding import NamedSharding, PartitionSpec
 
-        return tuple(jax.device_put(a, NamedSharding(self.mesh, PartitionSpec())) for a in arrays)
-
-    def split(self, idx):
-        if self.devices == 1:
-            return jnp.asarray(idx)
-        from jax.sharding import NamedSharding, PartitionSpec
-
-        return jax.device_put(np.asarray(idx), NamedSharding(self.mesh, PartitionSpec("d")))
+        sharding = NamedSharding(self.mesh, PartitionSpec(*spec))
+        return tuple(jax.device_put(a, sharding) for a in arrays)
 
 
-def _placement(chunk: int) -> _Placement:
-    """With several JAX devices, chunks are sharded over a 1-D mesh (jax.sharding): each device
-    runs the chord iterations of its share of the points; inputs are replicated."""
+def _placement() -> _Placement:
+    """With several JAX devices, lanes are sharded over a 1-D mesh (jax.sharding): each device
+    runs the chord steps of its share of the lanes; inputs are replicated."""
     devices = jax.devices()
     if len(devices) == 1:
-        return _Placement(chunk, 1, None)
+        return _Placement(1, None)
     from jax.sharding import Mesh
 
-    d = len(devices)
-    return _Placement(-(-chunk // d) * d, d, Mesh(np.array(devices), ("d",)))
+    return _Placement(len(devices), Mesh(np.array(devices), ("d",)))
 
 
-@partial(jax.jit, static_argnames=("family", "max_iter"))
-def _loo_newton(idx, X, y, X0, beta, g, lam, tol, *, family: str, max_iter: int):
-    """Refit without point i by damped Newton from beta_hat, for each i in idx (the fallback)."""
-    gscale = jnp.sqrt(jnp.mean(g * g)) + 1e-300
-
-    def one(i):
-        weights = (jnp.arange(X.shape[0]) != i).astype(X.dtype)
-        scale = jnp.linalg.norm(X[i]) * jnp.abs(g[i]) + 1e-4 * gscale     # as in the chord step
-        refit = newton_fit(X, y, lam, family=family, tol=tol, max_iter=max_iter, beta0=beta,
-                           weights=weights, grad_scale=scale)
-        resid = jnp.where(refit.status == 0, refit.rel_grad, jnp.inf)
-        return X0 @ (beta - refit.beta), refit.n_iter, resid
-
-    return jax.vmap(one)(idx)
+def gradient_scales(X, g) -> tuple[np.ndarray, np.ndarray]:
+    """(s, row): s_i = ||x_i|| |g_i| + 1e-4 rms(g), the scale of point i's gradient that the
+    tolerance is relative to, and row_j = ||x_j||."""
+    X, g = np.asarray(X), np.asarray(g)
+    row = np.linalg.norm(X, axis=1)
+    return row * np.abs(g) + 1e-4 * np.sqrt(np.mean(g * g)) + 1e-300, row
 
 
 def exact_loo(family: str, X, y, X0, fit: Fit, A, lam, *, XA=None, tol: float = 1e-10,
               chord_iters: int = 30, newton_iters: int = 100, chunk_size: int | None = None,
-              memory_budget: int = DEFAULT_MEMORY_BUDGET, progress=None) -> Loo:
+              memory_budget: int = DEFAULT_MEMORY_BUDGET, track: bool | None = None,
+              progress=None) -> Loo:
     """Exact LOO influence on every test point for every training point (see module docstring).
 
-    `A` is H^{-1} at beta_hat and `XA` = X A (computed if absent). Raises `NotConvergedError`
+    `A` is H^{-1} at beta_hat and `XA` = X A (computed if absent). `track` forces (True) or
+    forbids (False) tracking the coefficients; None decides from the accuracy of A. Raises `NotConvergedError`
     when some point misses the tolerance even after the Newton fallback. `progress`, if given,
-    is called with the number of points finished after each chunk.
+    is called with the number of points finished after each step that finishes some.
     """
+    family = get_family(family).name
     n, p = X.shape
     T = X0.shape[0]
     XA = X @ A if XA is None else XA
-    B = chunk_size or chunk_size_for(n, p, T, memory_budget)
-    place = _placement(B)
-    B = place.chunk
+    place = _placement()
+    B = place.round_up(min(chunk_size or chunk_size_for(n, p, T, memory_budget), n))
+    s, row = gradient_scales(X, fit.g)
+    lam_beta = lam * float(jnp.linalg.norm(fit.beta))
+    target = np.full(n, np.inf)            # threshold on ||G_i|| (set when point i finishes)
+    if track is None:
+        track = bool(_inverse_error(X, fit.w, lam, A, jax.random.PRNGKey(0)) > 1e-2 * tol)
     X, y, X0, A, XA = place.replicate(X, y, X0, A, XA)
     eta, g, w, r0, beta = place.replicate(fit.eta, fit.g, fit.w, fit.residual, fit.beta)
-    values = np.empty((T, n))
-    iters = np.empty(n, dtype=np.int64)
-    resid = np.empty(n)
-    # The chord contraction factor grows with |g_i|, so chunks of similar |g_i| finish together.
-    order = np.argsort(np.abs(np.asarray(fit.g)), kind="stable")
-    for start in range(0, n, B):
-        pos = np.arange(start, start + B)
-        idx = order[np.minimum(pos, n - 1)]
-        v, it, rr = _loo_chunk(place.split(idx), X, y, X0, eta, g, w, r0, A, XA,
-                               lam, tol, family=get_family(family).name, max_iter=chord_iters)
-        real = pos < n
-        values[:, idx[real]] = np.asarray(v)[real].T
-        iters[idx[real]] = np.asarray(it)[real]
-        resid[idx[real]] = np.asarray(rr)[real]
-        if progress is not None:
-            progress(int(real.sum()))
+    X0A, row_d = place.replicate(X0 @ A, row)
+    values = np.full((T, n), np.nan)
+    iters = np.zeros(n, dtype=np.int64)
+    resid = np.full(n, np.inf)
+
+    # Lanes start with the hardest points (largest |g_i|, most steps), so that the last lanes to
+    # finish, which run partly empty, hold quick points.
+    queue = list(np.argsort(-np.abs(np.asarray(fit.g)), kind="stable"))
+    queue.reverse()                           # pop() from the end
+    lanes = _Lanes(*place.split(*_empty_lanes(B, n, p, T, track, X.dtype)))
+    point = np.full(B, -1)                    # point held by each lane (-1: idle)
+    fresh = np.ones(B, bool)
+    while True:
+        new_idx = np.zeros(B, np.int32)
+        for lane in np.flatnonzero(fresh):
+            if queue:
+                point[lane] = new_idx[lane] = queue.pop()
+            else:
+                point[lane] = -1
+        if (point < 0).all():
+            break
+        fresh_d, new_d = place.split(fresh, new_idx)
+        lanes, gnorm, floor = _chord_step(lanes, fresh_d, new_d, X, y, eta, g, w, A, XA, X0A, r0,
+                                          lam, row_d, lam_beta, family=family, track=track)
+        gnorm, floor, it = np.asarray(gnorm), np.asarray(floor), np.asarray(lanes.it)
+        active = point >= 0
+        thresh = np.maximum(tol * s[np.maximum(point, 0)], floor)
+        done = active & ((gnorm <= thresh) | ~np.isfinite(gnorm) | (it >= chord_iters))
+        if done.any():
+            f = np.asarray(lanes.f)[done]
+            idx = point[done]
+            values[:, idx] = -f.T
+            iters[idx] = it[done]
+            target[idx] = np.where(np.isfinite(thresh[done]), thresh[done], tol * s[idx])
+            resid[idx] = np.where(np.isfinite(gnorm[done]), gnorm[done] / target[idx], np.inf) * tol
+            if progress is not None:
+                progress(int(done.sum()))
+        fresh = done | ~active
+
     slow = np.flatnonzero(~(resid <= tol) | ~np.all(np.isfinite(values), axis=0))
+    target_d = place.replicate(target)[0]
     for start in range(0, slow.size, B):
         idx = slow[start:start + B]
         size = min(B, place.round_up(max(8, 1 << int(np.ceil(np.log2(idx.size))))))  # few shapes
         padded = np.concatenate([idx, np.full(size - idx.size, idx[0])])
-        v, it, rr = _loo_newton(place.split(padded), X, y, X0, beta, g, lam, tol,
-                                family=get_family(family).name, max_iter=newton_iters)
+        v, it, rr = _loo_newton(place.split(padded)[0], X, y, X0, beta, target_d, lam, tol,
+                                family=family, max_iter=newton_iters)
         values[:, idx] = np.asarray(v)[:idx.size].T
         iters[idx] += np.asarray(it)[:idx.size]
         resid[idx] = np.asarray(rr)[:idx.size]
@@ -198,4 +290,4 @@ def exact_loo(family: str, X, y, X0, fit: Fit, A, lam, *, XA=None, tol: float = 
             f"exact LOO did not converge for {int(bad.sum())} of {n} training points "
             f"(first: i = {i}, relative residual {resid[i]:.2e} after {iters[i]} chord and Newton steps); "
             "try a larger lam.")
-    return Loo(values, iters, resid)
+    return Loo(values, iters, resid, track)

@@ -36,11 +36,14 @@ def test_gaussian_fit_is_ridge_closed_form():
     np.testing.assert_allclose(fit.beta, beta, rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.parametrize("track", [None, True])
 @pytest.mark.parametrize("family", FAMILIES)
-def test_exact_loo_equals_refits_from_scratch(family):
+def test_exact_loo_equals_refits_from_scratch(family, track):
+    """Both forms of the chord iteration (gradient from the identity, or coefficients tracked)."""
     lam = 0.3
     d, fit, A = _setup(family, lam=lam)
-    loo = exact_loo(family, d.X, d.y, d.X0, fit, A, lam, chunk_size=7)   # ragged last chunk
+    loo = exact_loo(family, d.X, d.y, d.X0, fit, A, lam, chunk_size=7, track=track)   # 7 lanes
+    assert loo.tracked == bool(track)
     n = d.X.shape[0]
     brute = np.empty((d.X0.shape[0], n))
     for i in range(n):
