@@ -20,7 +20,7 @@ from theory.errors import InvalidParameterError, NotConvergedError
 from theory.params import ModelParams, check_choice, check_int, check_real, validate_model
 
 from .data import DESIGNS, Data, make_data
-from .estimators import if_ns_influence, trak_influence, trak_variants
+from .estimators import if_ns_influence, if_ns_influence_kernel, trak_influence, trak_variants
 from .fit import check_fit, hessian_inverse, newton_fit
 from .lds import lds, subset_outputs
 from .loo import DEFAULT_MEMORY_BUDGET, exact_loo
@@ -127,7 +127,10 @@ def analyze(sp: SimParams, data: Data, k_proj, *, keep_influence: bool = False,
     XA = data.X @ A
     loo = exact_loo(m.family, data.X, data.y, data.X0, fit, A, m.lam, XA=XA, tol=sp.tol,
                     memory_budget=sp.memory_budget, progress=progress)
-    IF, NS, h = if_ns_influence(data.X, data.X0, fit.g, fit.w, A, XA)
+    if sp.n < sp.p and m.lam > 0:      # the kernel form is exact near interpolation
+        IF, NS, h = if_ns_influence_kernel(data.X, data.X0, fit.g, fit.w, m.lam)
+    else:
+        IF, NS, h = if_ns_influence(data.X, data.X0, fit.g, fit.w, A, XA)
     influence = {"loo": loo.values, "if": np.asarray(IF), "ns": np.asarray(NS)}
     if sp.variants:
         extra = trak_variants(k_proj, data.X, data.X0, fit.g, fit.w, m.lam_trak, k=sp.k,

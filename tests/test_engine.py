@@ -172,3 +172,44 @@ def test_corrected_trak_variants_match_direct_numpy_formulas():
             want[("trak_lev" if not name else "trak_wlev")] += S / (1 - weights * h) / M
     for name in got:
         np.testing.assert_allclose(got[name], want[name], rtol=1e-8, atol=1e-12)
+
+
+def _kernel_loo_gaussian(X, y, X0, lam):
+    """Brute-force ridge LOO in the well-conditioned n x n form: beta = X^T (X X^T + lam)^{-1} y."""
+    X, y, X0 = (np.asarray(a) for a in (X, y, X0))
+    n = X.shape[0]
+    fit = lambda Xs, ys: Xs.T @ np.linalg.solve(Xs @ Xs.T + lam * np.eye(Xs.shape[0]), ys)  # noqa: E731
+    beta = fit(X, y)
+    out = np.empty((X0.shape[0], n))
+    for i in range(n):
+        keep = np.arange(n) != i
+        out[:, i] = X0 @ (beta - fit(X[keep], y[keep]))
+    return out
+
+
+def test_near_interpolation_ns_and_loo_are_exact():
+    """n < p, lam = 1e-8: H has p - n eigenvalues lam; NS (= LOO for gaussian) and exact LOO
+    must still match a well-conditioned brute force (the p x p inverse alone is off by ~25%)."""
+    from sims.estimators import if_ns_influence_kernel
+
+    lam = 1e-8
+    d = make_data(jax.random.PRNGKey(0), family="gaussian", n=50, p=100, n_test=3, gamma=1.0, sigma=0.5)
+    fit = check_fit(newton_fit(d.X, d.y, lam, family="gaussian"), d.X, d.y, lam, "gaussian")
+    brute = _kernel_loo_gaussian(d.X, d.y, d.X0, lam)
+    _, NS, _ = if_ns_influence_kernel(d.X, d.X0, fit.g, fit.w, lam)
+    np.testing.assert_allclose(NS, brute, rtol=0, atol=1e-6 * np.abs(brute).max())
+    A = hessian_inverse(d.X, fit.w, lam)
+    loo = exact_loo("gaussian", d.X, d.y, d.X0, fit, A, lam)
+    assert loo.tracked                         # A is too inaccurate for the identity form
+    np.testing.assert_allclose(loo.values, brute, rtol=0, atol=1e-6 * np.abs(brute).max())
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_kernel_form_of_if_ns_equals_the_hessian_form(family):
+    lam = 0.05
+    d, fit, A = _setup(family, n=30, p=60, lam=lam)
+    from sims.estimators import if_ns_influence_kernel
+
+    for a, b in zip(if_ns_influence_kernel(d.X, d.X0, fit.g, fit.w, lam),
+                    if_ns_influence(d.X, d.X0, fit.g, fit.w, A, d.X @ A)):
+        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-13)
