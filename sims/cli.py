@@ -1,7 +1,9 @@
 """Command line: `trak-sim predict|simulate|sweep|compare|figures ...` (see `trak-sim --help`).
 
-Exit codes: 0 success; 2 invalid input or an estimator that does not exist for these
-parameters (one sentence on stderr); 3 a solver that did not converge; 130 interrupted.
+Exit codes: 0 success; 1 `compare` found a disagreement; 2 invalid input, an estimator that
+does not exist for these parameters, or a problem too large for the memory or the number range
+(one sentence on stderr); 3 a solver that did not converge; 130 interrupted. Any other
+exception is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -236,6 +238,8 @@ def _run_sweep(args) -> int:
 
 # ------------------------------------------------------------------------------------ compare
 def _add_compare(sub) -> None:
+    from sims.compare import default_allowance_text
+
     p = sub.add_parser(
         "compare", help="theory versus simulation for a sweep table; exit 1 if any falls outside tolerance",
         description="Join a sweep table with theory.predict. A comparison passes when |sim - theory| "
@@ -244,8 +248,8 @@ def _add_compare(sub) -> None:
     p.add_argument("results", help="a sweep store directory or its table.csv")
     p.add_argument("--n-se", type=_float, default=3.0, help="Monte-Carlo standard errors allowed (default: %(default)s)")
     p.add_argument("--allowance", type=_float, default=None,
-                   help="finite-size allowance at p = 400 for every metric (default: pearson/spearman "
-                        "0.01, rel_error 0.03, scale 0.05)")
+                   help="finite-size allowance at p = 400 for every metric (for scale, as a fraction of "
+                        f"the prediction) (default: {default_allowance_text().replace('%', '%%')})")
     p.add_argument("--estimators", default="if,ns,trak,trak_lev,trak_w,trak_wlev",
                    help="comma-separated; variants are compared where simulated (default: %(default)s)")
     p.add_argument("--metrics", default="pearson,spearman,rel_error,scale", help="comma-separated (default: %(default)s)")
@@ -306,6 +310,8 @@ def _add_figures(sub) -> None:
                    help="quick: small p, minutes on a laptop CPU; paper: large p, for a GPU (default: %(default)s)")
     p.add_argument("--only", nargs="+", default=None, metavar="NAME", help="figure names (default: all)")
     p.add_argument("--list", action="store_true", help="list the figures and exit")
+    p.add_argument("--json", action="store_true",
+                   help="print a JSON summary on stdout (figures written, their paths, timings)")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     p.set_defaults(run=_run_figures)
 
@@ -316,17 +322,23 @@ def _run_figures(args) -> int:
 
     names = figure_names()
     if args.list:
-        print("\n".join(names))
+        print(json.dumps(names, indent=2) if args.json else "\n".join(names))
         return 0
     chosen = args.only or names
     unknown = [n for n in chosen if n not in names]
     if unknown:
         raise InvalidParameterError(f"unknown figure {unknown[0]!r}; available: {', '.join(names)}.")
     sys.path.insert(0, str(figures_dir()))
+    done, start = [], time.perf_counter()
     for name in chosen:
         t0 = time.perf_counter()
-        paths = importlib.import_module(name).make(args.preset, progress=not args.no_progress)
-        print(f"{name}: {', '.join(paths)} ({time.perf_counter() - t0:.0f} s)", flush=True)
+        paths = importlib.import_module(name).make(args.preset, progress=not (args.no_progress or args.json))
+        done.append({"name": name, "paths": list(paths), "wall_time_s": time.perf_counter() - t0})
+        if not args.json:
+            print(f"{name}: {', '.join(paths)} ({done[-1]['wall_time_s']:.0f} s)", flush=True)
+    if args.json:
+        print(json.dumps({"preset": args.preset, "figures": done,
+                          "wall_time_s": time.perf_counter() - start}, indent=2))
     return 0
 
 
@@ -368,6 +380,26 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("trak-sim: interrupted.", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except (MemoryError, OverflowError, RuntimeError) as e:   # last resort; other errors are bugs
+        sentence = resource_error_sentence(e)
+        if sentence is None:
+            raise
+        print(f"trak-sim: error: {sentence}", file=sys.stderr)
+        return EXIT_INVALID
+
+
+def resource_error_sentence(e: BaseException) -> str | None:
+    """One sentence for running out of memory or of the number range, None for anything else."""
+    reduce = "reduce --p, --delta, --n-test, --n-proj or --memory-mb (sweeps: the spec's values)"
+    if isinstance(e, MemoryError):
+        return f"out of memory; {reduce}."
+    jax_error = any(c.__name__ in ("XlaRuntimeError", "JaxRuntimeError") for c in type(e).__mro__)
+    if jax_error and ("RESOURCE_EXHAUSTED" in str(e) or "out of memory" in str(e).lower()):
+        return f"JAX ran out of memory (host or accelerator); {reduce}."
+    if isinstance(e, OverflowError):
+        first = (str(e).strip().splitlines() or [""])[0].rstrip(".")
+        return f"a number is too large ({first or 'overflow'}); reduce the size parameters or their magnitude."
+    return None
 
 
 if __name__ == "__main__":

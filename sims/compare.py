@@ -83,9 +83,12 @@ def load_rows(path) -> list[dict]:
     if not path.is_file():
         raise InvalidParameterError(f"no results table at {str(path)!r} (run 'trak-sim sweep' first).")
     try:
-        return read_table(path)
+        rows = read_table(path)
     except (KeyError, ValueError) as e:
         raise InvalidParameterError(f"{str(path)!r} is not a sweep table ({e}).") from None
+    if not rows:
+        raise InvalidParameterError(f"the table {str(path)!r} has no rows, so there is nothing to compare.")
+    return rows
 
 
 def summarize(rows: list[dict]) -> list[dict]:
@@ -115,7 +118,10 @@ def summarize(rows: list[dict]) -> list[dict]:
 
 def compare(summaries: list[dict], *, n_se: float = DEFAULT_N_SE, allowance=None,
             estimators=ALL_ESTIMATORS, metrics=PREDICTED_METRICS, predictor=None) -> list[Comparison]:
-    """Compare every summarized configuration with `theory.predict` (or `predictor(**model)`)."""
+    """Compare every summarized configuration with `theory.predict` (or `predictor(**model)`).
+
+    Raises InvalidParameterError when nothing is comparable (no configuration simulates any of
+    `estimators` with any of `metrics`): comparing nothing is not a pass."""
     from theory import predict
 
     predictor = predictor or predict
@@ -140,7 +146,20 @@ def compare(summaries: list[dict], *, n_se: float = DEFAULT_N_SE, allowance=None
                 cell = s["estimators"][e][m]
                 tol = n_se * cell["se"] + allowance_for(e, m, th[e][m], cfg["p"], allowance)
                 out.append(Comparison(cfg, e, m, cell["mean"], cell["se"], th[e][m], tol))
+    if not out:
+        simulated = sorted({e for s in summaries for e in s["estimators"]})
+        raise InvalidParameterError(
+            f"nothing to compare: no configuration has a prediction and a simulation of estimators "
+            f"{', '.join(estimators) or '(none)'} with metrics {', '.join(metrics) or '(none)'} "
+            f"(the table has estimators: {', '.join(simulated) or 'none'}).")
     return out
+
+
+def default_allowance_text() -> str:
+    """The default finite-size allowances at p = 400, in words (for help texts)."""
+    a = DEFAULT_ALLOWANCE
+    return (f"pearson {a['pearson']:g}, spearman {a['spearman']:g}, rel_error {a['rel_error']:g} "
+            f"(NS at least {NS_REL_ERROR_ALLOWANCE:g}), scale {a['scale']:.0%} of the prediction")
 
 
 def format_comparisons(comps: list[Comparison]) -> str:

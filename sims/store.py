@@ -7,7 +7,10 @@ Layout of a store directory:
 
 A point file appears only once complete (write to a temporary file in the same directory, fsync,
 then os.replace), so a killed run never leaves a partial point, and a restarted run skips every
-point whose file exists. The table is rebuilt from the point files, also atomically.
+point whose file holds a valid record (an unreadable or incomplete file counts as absent and is
+recomputed, then atomically overwritten). The table is rebuilt, also atomically, from the point
+files of the sweep being run (`write_table(hashes=...)`); other point files in the folder stay on
+disk as cache but are not part of that table.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import hashlib
 import io
 import json
 import os
+import sys
 import tempfile
 from pathlib import Path
 
@@ -63,41 +67,91 @@ class Store:
     def path(self, h: str) -> Path:
         return self.points / f"{h}.json"
 
+    def load(self, h: str) -> tuple[dict | None, str]:
+        """(record, "") for a valid point file, else (None, why it is missing or unusable)."""
+        try:
+            rec = json.loads(self.path(h).read_text())
+        except FileNotFoundError:
+            return None, "missing"
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+            return None, f"unreadable ({type(e).__name__})"
+        problem = record_problem(rec)
+        if problem is None and rec["hash"] != h:
+            problem = f"its hash {rec['hash']!r} does not match the file name"
+        return (None, problem) if problem else (rec, "")
+
     def has(self, h: str) -> bool:
-        return self.path(h).exists()
+        """Whether point `h` is finished: its file exists and holds a valid record."""
+        return self.load(h)[0] is not None
 
     def put(self, h: str, record: dict) -> None:
         atomic_write_text(self.path(h), json.dumps(record, indent=1, sort_keys=True))
 
-    def records(self) -> list[dict]:
-        """Every finished point, in a deterministic order (by configuration, then replicate)."""
+    def records(self, hashes=None) -> list[dict]:
+        """Valid finished points (all of them, or those of `hashes`), by configuration then replicate.
+
+        Point files that exist but do not hold a record of the current schema are skipped with a
+        one-line warning on stderr."""
+        if hashes is None:
+            hashes = sorted(f.stem for f in self.points.glob("*.json")) if self.points.exists() else []
         out = []
-        if self.points.exists():
-            for f in sorted(self.points.glob("*.json")):
-                try:
-                    out.append(json.loads(f.read_text()))
-                except json.JSONDecodeError:   # cannot happen with atomic writes; be safe anyway
-                    continue
+        for h in dict.fromkeys(hashes):
+            rec, why = self.load(h)
+            if rec is not None:
+                out.append(rec)
+            elif why != "missing":
+                print(f"warning: skipping point file {str(self.path(h))!r} in the table: {why}.",
+                      file=sys.stderr)
         return sorted(out, key=lambda r: (json.dumps({k: r["config"][k] for k in CONFIG_COLUMNS},
                                                      sort_keys=True), r["rep"]))
 
-    def write_table(self, spec_name: str = "") -> Path:
-        """Rebuild table.csv from the point files; return its path."""
+    def write_table(self, spec_name: str = "", hashes=None) -> Path:
+        """Rebuild table.csv from the point files (all, or only those of `hashes`); return its path."""
         buf = io.StringIO()
         writer = csv.DictWriter(buf, fieldnames=TABLE_COLUMNS, lineterminator="\n")
         writer.writeheader()
-        for rec in self.records():
+        for rec in self.records(hashes):
             for row in record_rows(rec, spec_name):
                 writer.writerow(row)
         path = self.root / "table.csv"
         atomic_write_text(path, buf.getvalue())
         return path
 
+    def remove_stale_temporaries(self) -> None:
+        """Delete temporary files left by a run killed while writing a point or the table."""
+        for stale in [*self.points.glob(".*.tmp"), *self.root.glob(".table.csv.*.tmp")]:
+            stale.unlink(missing_ok=True)
+
+
+META_KEYS = ("wall_time_s", "code_version", "jax_version", "device")
+
+
+def record_problem(rec) -> str | None:
+    """None if `rec` is a point record of the current schema, else what is wrong with it."""
+    if not isinstance(rec, dict):
+        return "not a JSON object"
+    missing = [k for k in ("hash", "config", "rep", "metrics", "meta") if k not in rec]
+    if missing:
+        return f"missing key {missing[0]!r} (older schema?)"
+    if not isinstance(rec["config"], dict) or not isinstance(rec["meta"], dict):
+        return "'config' and 'meta' must be objects"
+    for section, keys in (("config", CONFIG_COLUMNS), ("meta", META_KEYS)):
+        missing = [k for k in keys if k not in rec[section]]
+        if missing:
+            return f"missing {section} key {missing[0]!r} (older schema?)"
+    if not isinstance(rec["hash"], str) or not isinstance(rec["rep"], int) or not isinstance(rec["metrics"], dict):
+        return "'hash', 'rep' or 'metrics' has the wrong type"
+    for metrics in rec["metrics"].values():
+        if not isinstance(metrics, dict) or not all(
+                isinstance(c, dict) and {"mean", "se", "n"} <= set(c) for c in metrics.values()):
+            return "a metric cell lacks 'mean', 'se' or 'n'"
+    return None
+
 
 def record_rows(rec: dict, spec_name: str = ""):
     """Tidy rows (estimator x metric) of one point record."""
     base = {k: rec["config"][k] for k in CONFIG_COLUMNS}
-    meta = {k: rec["meta"][k] for k in ("wall_time_s", "code_version", "jax_version", "device")}
+    meta = {k: rec["meta"][k] for k in META_KEYS}
     for est, metrics in rec["metrics"].items():
         for metric, cell in metrics.items():
             yield {"spec": spec_name or rec.get("spec", ""), **base, "rep": rec["rep"],

@@ -18,10 +18,17 @@ Spec format (every key is a `sims.simulate` parameter; see specs/*.toml):
                                       #   may also replace `grid` or `points`
     [theory]                          # optional, read by figure scripts only (dense theory curves)
 
+A spec must say what to simulate: at least one non-empty [defaults], [grid] or [[points]] in
+the file itself (presets only override them). A spec without any, such as specs/fig_real.toml
+(whose [figure] section is read by its own figure script), is refused rather than silently run
+as the single default configuration. A spec with [defaults] only is one configuration.
+
 Each (configuration, replicate) is one unit of work, cached under a content hash of its
 configuration (`store.config_hash`), so a restarted sweep recomputes nothing that finished and
-adding replicates or grid values reuses the old points. Compiled kernels are reused across
-points of equal shapes (n, p, k, n_test), so only new shapes compile.
+adding replicates or grid values reuses the old points. Units of equal hash (e.g. replicate 0 of
+configurations that differ only in `reps`) are run once. The table of a run holds exactly the
+spec's units; other point files in the same folder stay there as cache. Compiled kernels are
+reused across points of equal shapes (n, p, k, n_test), so only new shapes compile.
 """
 
 from __future__ import annotations
@@ -83,10 +90,19 @@ def parse_spec(raw: dict, default_name: str = "sweep", preset: str | None = None
     presets = _table(raw, "presets")
     grid = _table(raw, "grid")
     points = raw.get("points", [{}])
+    if not (defaults or grid or raw.get("points")):
+        hint = (f" (its [figure] section is read by its own figure script: trak-sim figures --only {name})"
+                if "figure" in raw else "")
+        raise InvalidParameterError(
+            f"sweep spec {name!r} defines nothing to simulate: it has no [defaults], [grid] or "
+            f"[[points]]{hint}.")
     if preset is not None:
-        if preset not in presets or not isinstance(presets[preset], dict):
+        if preset not in presets:
             raise InvalidParameterError(
                 f"preset {preset!r} is not defined in the spec; defined: {', '.join(presets) or 'none'}.")
+        if not isinstance(presets[preset], dict):
+            raise InvalidParameterError(
+                f"preset {preset!r} must be a table ([presets.{preset}]), got {type(presets[preset]).__name__}.")
         chosen = dict(presets[preset])
         grid = chosen.pop("grid", grid)       # a preset may replace the grid or the points
         points = chosen.pop("points", points)
@@ -128,12 +144,14 @@ def _describe(settings: dict) -> str:
     return "{" + ", ".join(f"{k}={v!r}" for k, v in settings.items()) + "}"
 
 
-def units(spec: Spec):
-    """(SimParams, replicate, hash) for every unit of work of the spec."""
+def units(spec: Spec) -> list:
+    """(SimParams, replicate, hash) for every unit of work of the spec, one per distinct hash."""
+    out = {}
     for sp in spec.configs:
         cfg = sp.asdict()
         for rep in range(sp.reps):
-            yield sp, rep, config_hash(cfg, rep)
+            out.setdefault(config_hash(cfg, rep), (sp, rep))
+    return [(sp, rep, h) for h, (sp, rep) in out.items()]
 
 
 def code_version() -> str:
@@ -209,9 +227,8 @@ def run_sweep(spec: Spec | str | Path, out_dir=None, *, progress: bool = True,
     except OSError as e:
         raise InvalidParameterError(
             f"cannot create the output directory {str(store.root)!r}: {e.strerror}.") from None
-    for stale in store.points.glob(".*.tmp"):   # left by a run killed while writing
-        stale.unlink(missing_ok=True)
-    todo = list(units(spec))
+    store.remove_stale_temporaries()
+    todo = units(spec)
     missing = [u for u in todo if not store.has(u[2])]
     pending = missing if max_units is None else missing[:max_units]
     version = code_version()
@@ -229,7 +246,7 @@ def run_sweep(spec: Spec | str | Path, out_dir=None, *, progress: bool = True,
     finally:
         if bar is not None:
             bar.close()
-        table = store.write_table(spec.name)
+        table = store.write_table(spec.name, hashes=[h for _, _, h in todo])
     return SweepSummary(spec.name, str(store.root), str(table), len(todo), len(todo) - len(missing),
                         len(pending), time.perf_counter() - t0)
 

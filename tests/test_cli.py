@@ -56,3 +56,130 @@ def test_console_script_exit_code_in_a_real_process():
                           capture_output=True, text=True)
     assert proc.returncode == 2
     assert proc.stderr.strip() == "trak-sim: error: delta must be > 0, got -1."
+
+
+# ------------------------------------------------------------------------------------ compare
+@pytest.fixture(scope="module")
+def small_table(tmp_path_factory):
+    """A real sweep table: one logistic configuration at p = 20, two replicates."""
+    d = tmp_path_factory.mktemp("compare")
+    spec = d / "spec.toml"
+    spec.write_text('name = "cmp"\n[defaults]\nfamily = "logistic"\np = 20\ndelta = 2.0\nkappa = 0.5\n'
+                    'n_test = 4\nreps = 2\nseed = 3\n')
+    assert main(["sweep", str(spec), "--out", str(d / "out"), "--no-progress", "--json"]) == 0
+    return d / "out" / "table.csv"
+
+
+def test_compare_exit_code_1_when_the_theory_is_wrong(small_table, monkeypatch, capsys):
+    import theory
+
+    capsys.readouterr()
+    assert main(["compare", str(small_table)]) == 0           # the true theory passes
+    true_predict = theory.predict
+
+    def wrong(**kw):
+        out = true_predict(**kw)
+        out["estimators"]["trak"]["pearson"] -= 0.5
+        return out
+
+    monkeypatch.setattr(theory, "predict", wrong)
+    capsys.readouterr()
+    assert main(["compare", str(small_table), "--json"]) == 1
+    comps = json.loads(capsys.readouterr().out)
+    bad = [(c["estimator"], c["metric"]) for c in comps if not c["ok"]]
+    assert bad == [("trak", "pearson")]
+
+
+def test_compare_exit_code_1_with_zero_tolerance(small_table, capsys):
+    assert main(["compare", str(small_table), "--n-se", "0", "--allowance", "0"]) == 1
+    assert "NO" in capsys.readouterr().out
+
+
+def test_comparing_nothing_is_an_error(small_table, tmp_path, capsys):
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    header_only = tmp_path / "header.csv"
+    header_only.write_text(small_table.read_text().splitlines()[0] + "\n")
+    for argv in (["compare", str(empty)], ["compare", str(header_only)],
+                 ["compare", str(small_table), "--estimators", "trak_w"],
+                 ["compare", str(small_table), "--estimators", ""]):
+        assert main(argv) == 2, argv
+        out = capsys.readouterr()
+        err = out.err.strip()
+        assert "nothing to compare" in err and "\n" not in err and "Traceback" not in err, argv
+        assert not out.out.strip(), argv
+
+
+def test_compare_help_states_the_allowances_of_the_code(capsys):
+    from sims.compare import DEFAULT_ALLOWANCE, NS_REL_ERROR_ALLOWANCE
+
+    with pytest.raises(SystemExit):
+        main(["compare", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert f"rel_error {DEFAULT_ALLOWANCE['rel_error']:g}" in text
+    assert f"NS at least {NS_REL_ERROR_ALLOWANCE:g}" in text
+    assert f"scale {DEFAULT_ALLOWANCE['scale']:.0%} of the prediction" in text
+    assert "0.03, scale 0.05" not in text
+
+
+# ------------------------------------------------------------ last-resort handler of main()
+def _raise(exc):
+    def run(**kw):
+        raise exc
+    return run
+
+
+@pytest.mark.parametrize("exc, words", [
+    (MemoryError(), "out of memory"),
+    ("jax-oom", "out of memory"),
+    ("wrapped-oom", "out of memory"),
+    (OverflowError("Python int too large to convert to C long\nmore"), "too large"),
+])
+def test_resource_errors_are_one_sentence_and_exit_code_2(exc, words, monkeypatch, capsys):
+    import sims
+    from jax.errors import JaxRuntimeError
+
+    if exc == "jax-oom":
+        exc = JaxRuntimeError("RESOURCE_EXHAUSTED: Out of memory allocating 4000000000000 bytes.\ndetails")
+    if exc == "wrapped-oom":   # as the Ray executor re-raises a task's error
+        exc = type("RayTaskError(JaxRuntimeError)", (JaxRuntimeError,), {})("RESOURCE_EXHAUSTED: oom")
+    monkeypatch.setattr(sims, "simulate", _raise(exc))
+    assert main(["simulate", *FAST]) == 2
+    err = capsys.readouterr().err.strip()
+    assert words in err and "reduce" in err and "\n" not in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("exc", [ValueError("a bug"), RuntimeError("a bug"), ZeroDivisionError()])
+def test_other_exceptions_keep_their_traceback(exc, monkeypatch):
+    import sims
+    from jax.errors import JaxRuntimeError
+
+    monkeypatch.setattr(sims, "simulate", _raise(exc))
+    with pytest.raises(type(exc)):
+        main(["simulate", *FAST])
+    monkeypatch.setattr(sims, "simulate", _raise(JaxRuntimeError("INTERNAL: something else")))
+    with pytest.raises(JaxRuntimeError):
+        main(["simulate", *FAST])
+
+
+# ------------------------------------------------------------------------------------ figures
+def test_figures_json_lists_what_was_written(tmp_path, monkeypatch, capsys):
+    import sims.cli
+
+    (tmp_path / "_common.py").write_text("")
+    (tmp_path / "fig_cli_dummy.py").write_text(
+        "import pathlib\n"
+        "def make(preset, progress=True):\n"
+        f"    path = pathlib.Path({str(tmp_path)!r}) / f'fig_cli_dummy_{{preset}}.png'\n"
+        "    path.write_text('png')\n"
+        "    return [str(path)]\n")
+    monkeypatch.setattr(sims.cli, "figures_dir", lambda: tmp_path)
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    assert main(["figures", "--list", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == ["fig_cli_dummy"]
+    assert main(["figures", "--only", "fig_cli_dummy", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["preset"] == "quick" and [f["name"] for f in out["figures"]] == ["fig_cli_dummy"]
+    fig = out["figures"][0]
+    assert fig["paths"] == [str(tmp_path / "fig_cli_dummy_quick.png")] and fig["wall_time_s"] >= 0
+    assert out["wall_time_s"] >= fig["wall_time_s"]
