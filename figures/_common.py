@@ -122,6 +122,19 @@ def caption(spec, preset: str) -> str:
             f"(preset '{preset}'); error bars ± 2 s.e.")
 
 
+def add_caption(fig, text: str) -> None:
+    """Write `text` under everything already drawn (tick and axis labels included), wrapped to
+    the width of the figure."""
+    import textwrap
+
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    to_fig = fig.transFigure.inverted()
+    bottom = min(ax.get_tightbbox(renderer).transformed(to_fig).y0 for ax in fig.axes)
+    width = int(fig.get_figwidth() * 15)       # characters of 8-pt text per line
+    fig.text(0.01, bottom - 0.02, textwrap.fill(text, width), fontsize=8, va="top", ha="left")
+
+
 def save(fig, name: str) -> list[str]:
     OUT.mkdir(parents=True, exist_ok=True)
     paths = []

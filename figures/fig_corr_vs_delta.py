@@ -7,7 +7,7 @@ import sys
 import matplotlib.pyplot as plt
 import numpy as np
 
-from _common import (log_ticks, COLORS, LABELS, METRIC_LABELS, caption, model_of, plot_sim, plot_theory,
+from _common import (add_caption, log_ticks, LABELS, METRIC_LABELS, caption, model_of, plot_sim, plot_theory,
                      predict_curve, run_figure_sweep, save, select, sim_series, theory_grid)
 
 NAME = "fig_corr_vs_delta"
@@ -37,9 +37,9 @@ def make(preset: str = "quick", progress: bool = True) -> list[str]:
         ax.set_xlabel("n/p (δ)")
         ax.set_title(METRIC_LABELS[metric])
     axes[0].set_ylim(0, 1.02)
-    axes[0].legend(loc="lower right", fontsize=8)
+    axes[1].legend(loc="center left", bbox_to_anchor=(1.02, 0.5), fontsize=8)
     fig.suptitle("Correlation with exact LOO versus n/p  (lines: theory, points: simulation)", fontsize=11)
-    fig.text(0.01, -0.04, caption(spec, preset), fontsize=8, wrap=True)
+    add_caption(fig, caption(spec, preset))
     return save(fig, NAME)
 
 

@@ -6,7 +6,7 @@ import sys
 
 import matplotlib.pyplot as plt
 
-from _common import (METRIC_LABELS, caption, model_of, plot_sim, plot_theory, predict_curve,
+from _common import (add_caption, METRIC_LABELS, caption, model_of, plot_sim, plot_theory, predict_curve,
                      run_figure_sweep, save, select, sim_series, theory_grid)
 
 NAME = "fig_corr_vs_kappa_lam"
@@ -34,7 +34,7 @@ def make(preset: str = "quick", progress: bool = True) -> list[str]:
     handles, labels = axes[0, 0].get_legend_handles_labels()
     axes[0, 0].legend(handles, labels, loc="lower right", fontsize=8)
     fig.suptitle("Where TRAK's ranking is lost: projection size and regularization", fontsize=11)
-    fig.text(0.01, -0.02, caption(spec, preset), fontsize=8, wrap=True)
+    add_caption(fig, caption(spec, preset))
     return save(fig, NAME)
 
 

@@ -7,7 +7,7 @@ import sys
 import matplotlib.pyplot as plt
 import numpy as np
 
-from _common import caption, model_of, run_figure_sweep, save, select, sim_series, theory_grid
+from _common import add_caption, caption, model_of, run_figure_sweep, save, select, sim_series, theory_grid
 
 NAME = "fig_covariance"
 
@@ -42,7 +42,7 @@ def make(preset: str = "quick", progress: bool = True) -> list[str]:
     axes[0].legend(fontsize=8, loc="upper left")
     fig.suptitle(f"Decaying spectra: TRAK needs k comparable to the effective dimension, not to p = {p}",
                  fontsize=11)
-    fig.text(0.01, -0.06, caption(spec, preset), fontsize=8, wrap=True)
+    add_caption(fig, caption(spec, preset))
     return save(fig, NAME)
 
 

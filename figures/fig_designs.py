@@ -6,7 +6,7 @@ import sys
 
 import matplotlib.pyplot as plt
 
-from _common import (METRIC_LABELS, caption, model_of, plot_sim, plot_theory, predict_curve,
+from _common import (add_caption, METRIC_LABELS, caption, model_of, plot_sim, plot_theory, predict_curve,
                      run_figure_sweep, save, select, sim_series, theory_grid)
 
 NAME = "fig_designs"
@@ -30,7 +30,7 @@ def make(preset: str = "quick", progress: bool = True) -> list[str]:
         ax.set_title(METRIC_LABELS[metric])
     axes[0].legend(fontsize=7, loc="lower right")
     fig.suptitle("Universality: Rademacher and heavy-tailed features follow the Gaussian theory", fontsize=11)
-    fig.text(0.01, -0.05, caption(spec, preset), fontsize=8, wrap=True)
+    add_caption(fig, caption(spec, preset))
     return save(fig, NAME)
 
 

@@ -6,7 +6,7 @@ import sys
 
 import matplotlib.pyplot as plt
 
-from _common import (log_ticks, METRIC_LABELS, caption, model_of, plot_sim, plot_theory, predict_curve,
+from _common import (add_caption, log_ticks, METRIC_LABELS, caption, model_of, plot_sim, plot_theory, predict_curve,
                      run_figure_sweep, save, sim_series, theory_grid)
 
 NAME = "fig_error_vs_corr"
@@ -30,7 +30,7 @@ def make(preset: str = "quick", progress: bool = True) -> list[str]:
     axes[2].set_ylim(0, 1.02)
     axes[0].legend(loc="center right", fontsize=8)
     fig.suptitle("Imperfect influence, preserved rankings: values are off by O(1), ranks survive", fontsize=11)
-    fig.text(0.01, -0.05, caption(spec, preset), fontsize=8, wrap=True)
+    add_caption(fig, caption(spec, preset))
     return save(fig, NAME)
 
 

@@ -6,7 +6,7 @@ import sys
 
 import matplotlib.pyplot as plt
 
-from _common import (caption, model_of, plot_sim, plot_theory, predict_curve, run_figure_sweep,
+from _common import (add_caption, caption, model_of, plot_sim, plot_theory, predict_curve, run_figure_sweep,
                      save, select, sim_series, theory_grid)
 
 NAME = "fig_families"
@@ -32,7 +32,7 @@ def make(preset: str = "quick", progress: bool = True) -> list[str]:
                 ax.set_xlabel("k/p (κ)")
     axes[0, 0].legend(loc="lower right", fontsize=8)
     fig.suptitle("Per family: correlation with exact LOO versus projection size", fontsize=11)
-    fig.text(0.01, -0.02, caption(spec, preset), fontsize=8, wrap=True)
+    add_caption(fig, caption(spec, preset))
     return save(fig, NAME)
 
 

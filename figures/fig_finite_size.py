@@ -7,7 +7,7 @@ import sys
 import matplotlib.pyplot as plt
 import numpy as np
 
-from _common import COLORS, LABELS, log_ticks, model_of, run_figure_sweep, save
+from _common import add_caption, COLORS, LABELS, log_ticks, model_of, run_figure_sweep, save
 
 NAME = "fig_finite_size"
 SERIES = [("trak", "pearson", "o"), ("trak", "spearman", "s"), ("if", "spearman", "^"),
@@ -38,8 +38,8 @@ def make(preset: str = "quick", progress: bool = True) -> list[str]:
     ax.legend(fontsize=8, loc="lower left")
     ax.set_title("Finite-size convergence to the proportional limit")
     reps = ", ".join(f"{s['config']['p']}: {s['estimators']['ns']['pearson']['reps']}" for s in summaries)
-    fig.text(0.01, -0.08, f"{spec.description}  Replicates per p ({reps}), {summaries[0]['config']['n_test']} "
-             f"test points each (preset '{preset}'); error bars ± 2 s.e.", fontsize=8, wrap=True)
+    add_caption(fig, f"{spec.description}  Replicates per p ({reps}), {summaries[0]['config']['n_test']} "
+                 f"test points each (preset '{preset}'); error bars ± 2 s.e.")
     return save(fig, NAME)
 
 

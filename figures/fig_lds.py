@@ -6,7 +6,7 @@ import sys
 
 import matplotlib.pyplot as plt
 
-from _common import (LABELS, METRIC_LABELS, caption, model_of, plot_sim, plot_theory, predict_curve,
+from _common import (add_caption, LABELS, METRIC_LABELS, caption, model_of, plot_sim, plot_theory, predict_curve,
                      run_figure_sweep, save, sim_series, theory_grid)
 
 NAME = "fig_lds"
@@ -32,7 +32,7 @@ def make(preset: str = "quick", progress: bool = True) -> list[str]:
     axes[0].legend(fontsize=8, loc="lower right")
     axes[1].legend(fontsize=8, loc="lower right")
     fig.suptitle("LDS versus correlation with exact LOO: the same ordering, lower ceiling", fontsize=11)
-    fig.text(0.01, -0.06, caption(spec, preset), fontsize=8, wrap=True)
+    add_caption(fig, caption(spec, preset))
     return save(fig, NAME)
 
 

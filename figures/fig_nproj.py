@@ -7,7 +7,7 @@ import sys
 import matplotlib.pyplot as plt
 import numpy as np
 
-from _common import (log_ticks, METRIC_LABELS, caption, model_of, plot_sim, plot_theory, predict_curve,
+from _common import (add_caption, log_ticks, METRIC_LABELS, caption, model_of, plot_sim, plot_theory, predict_curve,
                      run_figure_sweep, save, select, sim_series)
 
 NAME = "fig_nproj"
@@ -39,7 +39,7 @@ def make(preset: str = "quick", progress: bool = True) -> list[str]:
     axes[0].set_ylim(0, 1.02)
     axes[0].legend(loc="lower right", fontsize=8)
     fig.suptitle("Averaging projections removes variance, not bias (dotted: M → ∞)", fontsize=11)
-    fig.text(0.01, -0.04, caption(spec, preset), fontsize=8, wrap=True)
+    add_caption(fig, caption(spec, preset))
     return save(fig, NAME)
 
 

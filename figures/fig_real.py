@@ -13,7 +13,7 @@ import tomllib
 import matplotlib.pyplot as plt
 import numpy as np
 
-from _common import COLORS, RESULTS, SPECS, save
+from _common import add_caption, COLORS, RESULTS, SPECS, save
 
 NAME = "fig_real"
 
@@ -67,8 +67,8 @@ def make(preset: str = "quick", progress: bool = True) -> list[str]:
     axes[0].legend(fontsize=7, loc="lower right")
     fig.suptitle("Real data: theory at the empirical spectrum (lines) versus exact LOO on subsamples (points)",
                  fontsize=11)
-    fig.text(0.01, -0.06, raw["description"] + f"  {pre['reps']} subsamples × {pre['n_test']} test points "
-             f"(preset '{preset}'); error bars ± 2 s.e.", fontsize=8, wrap=True)
+    add_caption(fig, raw["description"] + f"  {pre['reps']} subsamples × {pre['n_test']} test points "
+                 f"(preset '{preset}'); error bars ± 2 s.e.")
     return save(fig, NAME)
 
 

@@ -7,7 +7,7 @@ import sys
 import matplotlib.pyplot as plt
 import numpy as np
 
-from _common import COLORS, LABELS, SPECS, model_of, save
+from _common import add_caption, COLORS, LABELS, SPECS, model_of, save
 
 NAME = "fig_scatter"
 
@@ -40,7 +40,7 @@ def make(preset: str = "quick", progress: bool = True) -> list[str]:
         ax.legend(fontsize=8, loc="upper left")
     fig.suptitle(f"One test point, n = {sp.n} training points (p = {sp.p}): "
                  "values off by a factor, ranking kept", fontsize=11)
-    fig.text(0.01, -0.04, spec.description, fontsize=8, wrap=True)
+    add_caption(fig, spec.description)
     return save(fig, NAME)
 
 

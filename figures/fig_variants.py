@@ -6,7 +6,7 @@ import sys
 
 import matplotlib.pyplot as plt
 
-from _common import (LABELS, METRIC_LABELS, caption, log_ticks, model_of, plot_sim, plot_theory,
+from _common import (add_caption, LABELS, METRIC_LABELS, caption, log_ticks, model_of, plot_sim, plot_theory,
                      predict_curve, run_figure_sweep, save, select, sim_series, theory_grid)
 
 NAME = "fig_variants"
@@ -40,7 +40,7 @@ def make(preset: str = "quick", progress: bool = True) -> list[str]:
     axes[0, 0].legend(fontsize=8, loc="lower right")
     fig.suptitle("What each approximation of TRAK costs: lines theory, points simulation "
                  "(dashed: with the leverage factor)", fontsize=11)
-    fig.text(0.01, -0.03, caption(spec, preset), fontsize=8, wrap=True)
+    add_caption(fig, caption(spec, preset))
     return save(fig, NAME)
 
 

@@ -1,6 +1,5 @@
 """Theory building blocks: fixed point, Marchenko–Pastur traces, separability boundary."""
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest

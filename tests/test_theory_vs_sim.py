@@ -14,7 +14,6 @@ import pytest
 
 import sims
 from sims.compare import compare, format_comparisons
-from theory import predict
 
 CONFIGS = {
     "logistic-base": dict(family="logistic", delta=2.0, gamma=1.0, lam=0.1, kappa=0.5, lam_trak=0.0, n_proj=1),
