@@ -7,6 +7,7 @@ r uses key fold_in(PRNGKey(seed), r), so the first replicates of a longer run eq
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import asdict, dataclass, field
 
@@ -17,17 +18,19 @@ import numpy as np
 from theory.covariance import alignment as cov_alignment
 from theory.covariance import spectrum as cov_spectrum
 from theory.errors import InvalidParameterError, NotConvergedError
-from theory.params import ModelParams, check_choice, check_int, check_real, validate_model
+from theory.params import ModelParams, check_bool, check_choice, check_int, check_real, validate_model
 
 from .data import DESIGNS, Data, make_data
 from .estimators import if_ns_influence, if_ns_influence_kernel, trak_influence, trak_variants
 from .fit import check_fit, hessian_inverse, newton_fit
 from .lds import lds, subset_outputs
-from .loo import DEFAULT_MEMORY_BUDGET, exact_loo
+from .loo import DEFAULT_MEMORY_BUDGET, chunk_size_for, exact_loo
 from .metrics import METRICS, default_top_m, mean_and_se, row_metrics
 
 ESTIMATORS = ("if", "ns", "trak")
 VARIANTS = ("trak_lev", "trak_w", "trak_wlev")
+SIM_N_PROJ_MAX = 10_000         # each projection is a full TRAK computation; M -> infinity is theory's
+FALLBACK_MEMORY = 8 * 2**30     # when the machine's memory cannot be read
 
 
 def estimator_names(sp) -> tuple:
@@ -61,7 +64,12 @@ class SimParams:
 def validate_sim(*, p=200, n_test=20, reps=2, seed=0, top_m=None, tol=1e-10,
                  memory_budget=DEFAULT_MEMORY_BUDGET, design="gaussian", variants=False,
                  lds_subsets=0, **model) -> SimParams:
-    """Check the simulation settings (see `simulate`); raise `InvalidParameterError` on bad input."""
+    """Check the simulation settings (see `simulate`); raise `InvalidParameterError` on bad input.
+
+    Beyond `validate_model`: 2 <= p <= 200000, n = round(delta p) >= 4, k < n when lam_trak = 0,
+    n_proj <= 10^4, memory_budget between 1 MiB and the available memory, and one replicate must
+    fit in the available memory (`replicate_memory`, `available_memory`).
+    """
     m = validate_model(**model)
     p = check_int("p", p, lo=2, hi=200_000)
     n = int(round(m.delta * p))
@@ -70,20 +78,73 @@ def validate_sim(*, p=200, n_test=20, reps=2, seed=0, top_m=None, tol=1e-10,
     k = p if m.projection == "identity" else max(1, int(round(m.kappa * p)))
     if m.lam_trak == 0.0 and m.projection != "identity" and k >= n:
         raise InvalidParameterError(f"lam_trak = 0 needs k < n, got k = {k}, n = {n}; use lam_trak > 0.")
+    if m.n_proj > SIM_N_PROJ_MAX:
+        raise InvalidParameterError(
+            f"n_proj must be <= {SIM_N_PROJ_MAX} in a simulation (each projection is a full TRAK "
+            f"computation; theory.predict gives the limit of many), got {m.n_proj}.")
     n_test = check_int("n_test", n_test, lo=1, hi=100_000)
     reps = check_int("reps", reps, lo=1, hi=100_000)
     seed = check_int("seed", seed, lo=0, hi=2**63 - 1)
     top_m = default_top_m(n) if top_m is None else check_int("top_m", top_m, lo=1, hi=n)
     tol = check_real("tol", tol, lo=1e-15, hi=1e-4)
+    available, where = available_memory()
     memory_budget = check_int("memory_budget", memory_budget, lo=2**20)
+    if memory_budget > available:
+        raise InvalidParameterError(
+            f"memory_budget must be <= the {where} ({_size(available)}), got {_size(memory_budget)}.")
     design = check_choice("design", design, DESIGNS)
-    if not isinstance(variants, bool):
-        raise InvalidParameterError(f"variants must be true or false, got {variants!r}.")
+    variants = check_bool("variants", variants)
     lds_subsets = check_int("lds_subsets", lds_subsets, lo=0, hi=10_000)
     if lds_subsets == 1 or lds_subsets == 2:
         raise InvalidParameterError(f"lds_subsets must be 0 (off) or >= 3, got {lds_subsets}.")
+    need = replicate_memory(n=n, p=p, k=k, n_test=n_test, variants=variants, lds_subsets=lds_subsets,
+                            memory_budget=memory_budget)
+    if need > available:
+        raise InvalidParameterError(
+            f"one replicate at p = {p}, n = {n}, k = {k}, n_test = {n_test} needs about {_size(need)} "
+            f"(the n x p design alone {_size(8 * n * p)}, the p x p Hessian inverse {_size(8 * p * p)}), "
+            f"more than the {where} ({_size(available)}); reduce p, delta, kappa or n_test.")
     return SimParams(m, p, n, k, n_test, reps, seed, top_m, tol, memory_budget, design, variants,
                      lds_subsets)
+
+
+def replicate_memory(*, n: int, p: int, k: int, n_test: int, variants: bool = False, lds_subsets: int = 0,
+                     memory_budget: int = DEFAULT_MEMORY_BUDGET) -> int:
+    """Bytes (float64) of the largest arrays one replicate holds at once, a lower estimate:
+    X and X A (n x p each); X_0 and X_0 A (T x p each); H and A = H^{-1} (p x p each); three n x n
+    kernel matrices when n < p; TRAK's P, X P and Gram matrix (p x k, n x k, k x k); 8 T x n
+    influence matrices (LOO, IF, NS, TRAK and work copies; 16 with variants); the LDS masks
+    (J x n); the exact-LOO lanes (`sims.loo.chunk_size_for`: 6n + 4p + 4T doubles per lane)."""
+    T = n_test
+    doubles = (2 * n * p + 2 * T * p + 2 * p * p + (3 * n * n if n < p else 0)
+               + p * k + n * k + k * k + (16 if variants else 8) * T * n + lds_subsets * n)
+    lanes = chunk_size_for(n, p, T, memory_budget)
+    return 8 * doubles + lanes * 8 * (6 * n + 4 * p + 4 * T)
+
+
+def available_memory() -> tuple[int, str]:
+    """(bytes, what) a replicate may use: the memory limit of the default JAX device on an
+    accelerator, else the physical memory (os.sysconf), else FALLBACK_MEMORY."""
+    device = jax.devices()[0]
+    if device.platform != "cpu":
+        try:
+            limit = (device.memory_stats() or {}).get("bytes_limit")
+        except (AttributeError, NotImplementedError, RuntimeError):
+            limit = None
+        if limit:
+            return int(limit), f"{device.platform} memory"
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"), "physical memory"
+    except (AttributeError, ValueError, OSError):
+        return FALLBACK_MEMORY, "assumed memory"
+
+
+def _size(nbytes: int) -> str:
+    """Bytes in words: MiB, GiB or TiB with 3 significant digits."""
+    for unit, scale in (("TiB", 2**40), ("GiB", 2**30)):
+        if nbytes >= scale:
+            return f"{nbytes / scale:.3g} {unit}"
+    return f"{nbytes / 2**20:.3g} MiB"
 
 
 @dataclass

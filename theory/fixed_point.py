@@ -10,7 +10,10 @@ a = m / gamma with m = <beta*, beta_hat>/p, and the cavity noise level r. With t
 
 Solved in x = (log c, a, log r) by damped Newton (Jacobian by forward-mode autodiff through the
 quadrature and the prox), inside jit with an explicit convergence status; when Newton from the
-heuristic start fails, the host continues in lam from a strongly regularized problem.
+heuristic start fails, it is retried from a start with the gaussian shrinkage of the overlap (for
+strong ridges), then the host continues in lam from a strongly regularized problem. Host-side numpy
+arithmetic runs under `np.errstate(all="ignore")`: a non-finite intermediate is caught by the
+convergence check and raised as NotConvergedError, never printed as a RuntimeWarning.
 The gaussian family has the closed form (Marchenko–Pastur) of `gaussian_fixed_point`.
 """
 
@@ -112,6 +115,16 @@ def _start(family, delta, lam, gamma):
     return np.array([np.log(c), a, np.log(max(r, 1e-6))])
 
 
+def _start_shrunk(family, delta, lam, gamma):
+    """`_start` with the overlap of the gaussian fixed point, a = gamma (1 - lam_eff b(lam_eff)),
+    which goes to 0 like 1/lam (the start a = gamma/2 is far off for strong ridges)."""
+    x = _start(family, delta, lam, gamma)
+    wbar = {"logistic": 0.2, "poisson": float(np.exp(gamma**2 / 2))}.get(family, 1.0)
+    lam_eff = max(lam, 1e-3) / wbar
+    x[1] = gamma * (1.0 - lam_eff * float(mp_b(lam_eff, delta)))
+    return x
+
+
 @lru_cache(maxsize=128)
 def logistic_separability_threshold(gamma: float, nodes: int = 200) -> float:
     """delta_sep(gamma) = 1/h(gamma), h = min_t E[(t Y V - Z)_+^2] (Candès & Sur, no intercept).
@@ -163,6 +176,11 @@ def solve_fixed_point(family: str, delta: float, lam: float, gamma: float, sigma
     logistic separability delta <= delta_sep(gamma)) and NotConvergedError if Newton with lam
     continuation fails.
     """
+    with np.errstate(all="ignore"):
+        return _solve_fixed_point(family, delta, lam, gamma, sigma, nodes, x0)
+
+
+def _solve_fixed_point(family, delta, lam, gamma, sigma, nodes, x0):
     if lam == 0.0:
         if delta <= 1.0:
             raise EstimatorDoesNotExistError(
@@ -184,6 +202,8 @@ def solve_fixed_point(family: str, delta: float, lam: float, gamma: float, sigma
         return np.asarray(x), float(res)
 
     x, res = attempt(_start(family, delta, lam, gamma) if x0 is None else x0, lam)
+    if not res <= TOL:
+        x, res = attempt(_start_shrunk(family, delta, lam, gamma), lam)
     if not res <= TOL:
         x, res = _continuation(attempt, family, delta, lam, gamma)
     if not (res <= TOL and np.all(np.isfinite(x))):

@@ -16,6 +16,18 @@ from .families import get_family
 
 PROJECTIONS = ("gaussian", "rademacher", "identity")
 
+# Magnitude bounds (docs/reliability.md). With ||x_i||^2 ~ 1 the Hessian and Gram eigenvalues are of
+# order 1 to delta, so a positive ridge below RIDGE_MIN (~ sqrt of float64 epsilon) is lost in
+# rounding, and beyond RIDGE_MAX the metrics no longer change with it (beta_hat ~ X^T g / lam).
+# DELTA_RANGE keeps n/p within what the fixed-point solver handles (it fails for n/p << 1e-3);
+# KAPPA_MIN is k = 1 at p = 10^6; SCALE_MAX keeps gamma^2, sigma^2 and y^2 far from float64
+# overflow; beyond N_PROJ_MAX the 1/M terms are below the solver's 1e-12 tolerance (M = infinity).
+DELTA_RANGE = (1e-3, 1e6)
+KAPPA_MIN = 1e-6
+RIDGE_MIN, RIDGE_MAX = 1e-8, 1e8
+SCALE_MAX = 1e6
+N_PROJ_MAX = 10**12
+
 
 def check_real(name, value, *, lo=None, hi=None, lo_open=False, hi_open=False) -> float:
     """Return `value` as a float after checking it is a finite real number within [lo, hi]."""
@@ -45,6 +57,23 @@ def check_int(name, value, *, lo=None, hi=None) -> int:
         raise InvalidParameterError(f"{name} must be >= {lo}, got {value}.")
     if hi is not None and value > hi:
         raise InvalidParameterError(f"{name} must be <= {hi}, got {value}.")
+    return value
+
+
+def check_bool(name, value) -> bool:
+    """Return `value` after checking it is True or False (not 1, "yes" or None)."""
+    if not isinstance(value, bool):
+        raise InvalidParameterError(f"{name} must be true or false, got {value!r}.")
+    return value
+
+
+def check_ridge(name, value) -> float:
+    """Return a ridge penalty after checking it is 0 or in [RIDGE_MIN, RIDGE_MAX]."""
+    value = check_real(name, value, lo=0.0, hi=RIDGE_MAX)
+    if 0.0 < value < RIDGE_MIN:
+        raise InvalidParameterError(
+            f"{name} must be 0 or >= {RIDGE_MIN:g} (a smaller positive ridge is numerically 0), "
+            f"got {value:g}.")
     return value
 
 
@@ -81,18 +110,23 @@ def validate_model(*, family="logistic", delta=2.0, kappa=0.5, lam=0.1, lam_trak
                    alignment=0.0) -> ModelParams:
     """Check and normalize the model parameters; raise `InvalidParameterError` on bad input.
 
-    Rules: delta > 0; 0 < kappa <= 1 (kappa = k/p, k <= p), kappa = 1 when projection is
-    "identity" (P = I); lam, lam_trak >= 0; gamma, sigma >= 0; n_proj >= 1 (1 for identity).
-    covariance in isotropic, power, spiked, ar1 with cov_param (decay exponent <= 3, spike size,
-    rho < 1) and alignment a in [-2, 2] (theta_j ~ s_j^a; see `theory.covariance`).
-    TRAK's Gram matrix P^T X^T X P + lam_trak I must be invertible: lam_trak = 0 needs
-    k < n (kappa < delta), and for P = I also n > p (delta > 1). The gaussian family needs
-    gamma > 0 or sigma > 0 (else y = 0 and every influence vanishes). lam = 0 needs delta > 1
-    (more data than parameters); for logistic the data must also be non-separable, which
-    `theory` checks against the Candès–Sur boundary and `sims` detects in the fit.
+    Ranges: 1e-3 <= delta <= 1e6; 1e-6 <= kappa <= 1 (kappa = k/p, k <= p), kappa = 1 when
+    projection is "identity" (P = I); lam and lam_trak are 0 or in [1e-8, 1e8]; 0 <= gamma, sigma
+    <= 1e6 (gamma <= 20 for logistic, <= 1.5 for poisson); 1 <= n_proj <= 10^12 (1 for identity).
+    covariance in isotropic, power, spiked, ar1 with cov_param (decay exponent <= 3, spike size
+    <= 1000, rho < 1) and alignment a in [-2, 2] (theta_j ~ s_j^a; see `theory.covariance`).
+    Cross-parameter rules: TRAK's Gram matrix P^T X^T X P + lam_trak I must be invertible, so
+    lam_trak = 0 needs k < n (kappa < delta), and for P = I also n > p (delta > 1). lam = 0 needs
+    delta > 1 (more data than parameters); for logistic the data must also be non-separable, which
+    `theory` checks against the Candès–Sur boundary and `sims` detects in the fit. The gaussian
+    family needs gamma > 0 or sigma > 0 (else y = 0), and sigma > 0 or lam > 0 (else the fit
+    interpolates y exactly): otherwise every residual, hence every influence, is 0.
     """
     fam = get_family(family).name
-    delta = check_real("delta", delta, lo=0.0, lo_open=True)
+    delta = check_real("delta", delta, lo=0.0, lo_open=True, hi=DELTA_RANGE[1])
+    if delta < DELTA_RANGE[0]:
+        raise InvalidParameterError(
+            f"delta must be >= {DELTA_RANGE[0]:g} (at most 1000 features per training point), got {delta:g}.")
     projection = check_choice("projection", projection, PROJECTIONS)
     if projection == "identity":
         kappa = 1.0 if kappa is None else check_real("kappa", kappa, lo=0.0, lo_open=True)
@@ -101,11 +135,14 @@ def validate_model(*, family="logistic", delta=2.0, kappa=0.5, lam=0.1, lam_trak
                 f"projection='identity' means P = I (k = p), so kappa must be 1, got {kappa:g}.")
     else:
         kappa = check_real("kappa", kappa, lo=0.0, hi=1.0, lo_open=True)
-    lam = check_real("lam", lam, lo=0.0)
-    lam_trak = check_real("lam_trak", lam_trak, lo=0.0)
-    gamma = check_real("gamma", gamma, lo=0.0)
-    sigma = check_real("sigma", sigma, lo=0.0)
-    n_proj = check_int("n_proj", n_proj, lo=1)
+        if kappa < KAPPA_MIN:
+            raise InvalidParameterError(
+                f"kappa must be >= {KAPPA_MIN:g} (k = 1 at p = 10^6), got {kappa:g}.")
+    lam = check_ridge("lam", lam)
+    lam_trak = check_ridge("lam_trak", lam_trak)
+    gamma = check_real("gamma", gamma, lo=0.0, hi=SCALE_MAX)
+    sigma = check_real("sigma", sigma, lo=0.0, hi=SCALE_MAX)
+    n_proj = check_int("n_proj", n_proj, lo=1, hi=N_PROJ_MAX)
     if projection == "identity" and n_proj != 1:
         raise InvalidParameterError(
             f"projection='identity' is deterministic, so n_proj must be 1, got {n_proj}.")
@@ -125,6 +162,10 @@ def validate_model(*, family="logistic", delta=2.0, kappa=0.5, lam=0.1, lam_trak
         raise InvalidParameterError(
             "gaussian family with gamma = 0 and sigma = 0 has y = 0 and no influence at all; "
             "set gamma > 0 or sigma > 0.")
+    if fam == "gaussian" and sigma == 0.0 and lam == 0.0:
+        raise InvalidParameterError(
+            "gaussian family with sigma = 0 and lam = 0 fits y exactly, so every residual and every "
+            "influence is 0; set sigma > 0 or lam > 0.")
     if fam == "logistic" and gamma > 20:
         raise InvalidParameterError(f"gamma must be <= 20 for the logistic family, got {gamma:g}.")
     covariance = check_choice("covariance", covariance, COVARIANCES)

@@ -30,7 +30,7 @@ from .errors import InvalidParameterError, NotConvergedError
 from .fixed_point import solve_fixed_point
 from .general import kernel_traces_general, solve_fixed_point_general
 from .glm_law import DEFAULT_NODES, _hermite, atoms, gaussian_atoms, grid_key, law_grid
-from .params import check_int, validate_model
+from .params import check_bool, check_int, validate_model
 from .spearman import spearman_if, spearman_pair, spearman_trak
 from .traces import kernel_traces, weighted_kernel_traces
 
@@ -62,11 +62,17 @@ def _metrics(te, g, wt, var_u, var_v, cov, spearman):
                 scale=e_tg * cov / (e_tt * var_v))
 
 
-def _estimators(g, w, wt, c, t, tr, tw=None):
+def _spearman_if(g, t, wt, broad: bool):
+    """IF's Spearman: the fast windowed quadrature, or for a law of log|g| too broad for its
+    windows (it returns NaN then; `_with_broad_retry`) the direct sum, exact in the outer atoms."""
+    return spearman_pair(g, t, wt, 1.0) if broad else spearman_if(g, t, wt)
+
+
+def _estimators(g, w, wt, c, t, tr, tw=None, broad=False):
     """Metrics of IF, NS, TRAK (and, given the weighted traces tw, of the corrected variants)."""
     a2, one = tr["tau_A2"], jnp.ones_like(c)
     est = {
-        "if": _metrics(t, g, wt, a2, a2, a2, spearman_if(g, t, wt)),
+        "if": _metrics(t, g, wt, a2, a2, a2, _spearman_if(g, t, wt, broad)),
         "ns": dict(pearson=one, spearman=one, rel_error=0.0 * one, scale=one),
         "trak": _metrics(g / (1.0 + tr["c_T"]), g, wt, a2, tr["tau_Bbar2"], tr["tau_AB"],
                          spearman_trak(g, wt, tr["rho"])),
@@ -84,7 +90,8 @@ def _estimators(g, w, wt, c, t, tr, tw=None):
     return est
 
 
-def _assemble(x, delta, lam, kappa, lam_trak, n_proj, *, family, grid_key, identity, variants=False):
+def _assemble(x, delta, lam, kappa, lam_trak, n_proj, *, family, grid_key, identity, variants=False,
+              broad=False):
     """Constants and metrics from the fixed-point unknowns x = (log c, a, log r) (isotropic design)."""
     c, a, r = jnp.exp(x[0]), x[1], jnp.exp(x[2])
     if family == "gaussian":
@@ -99,20 +106,29 @@ def _assemble(x, delta, lam, kappa, lam_trak, n_proj, *, family, grid_key, ident
         tw = weighted_kernel_traces(delta=delta, lam=lam, kappa=kappa, lam_trak=lam_trak, n_proj=n_proj,
                                     identity=identity, c=c, tau_A2=tr["tau_A2"], w=w, wt=wt)
     constants = dict(c=c, r=r, **mom, **tr, **(tw or {}))
-    return _estimators(g, w, wt, c, t, tr, tw), constants
+    return _estimators(g, w, wt, c, t, tr, tw, broad), constants
 
 
-_STATIC = ("family", "grid_key", "identity", "variants")
+_STATIC = ("family", "grid_key", "identity", "variants", "broad")
 _assemble_one = jax.jit(_assemble, static_argnames=_STATIC)
 
 
 @partial(jax.jit, static_argnames=_STATIC + ("axes",))
 def _assemble_many(x, delta, lam, kappa, lam_trak, n_proj, *, family, grid_key, identity, axes,
-                   variants=False):
+                   variants=False, broad=False):
     """vmap of `_assemble`; arguments with axis None are shared, so what depends only on them
     (the limit law, its moments, IF's Spearman, the compression of log|g|) is computed once."""
     return jax.vmap(partial(_assemble, family=family, grid_key=grid_key, identity=identity,
-                            variants=variants), in_axes=axes)(x, delta, lam, kappa, lam_trak, n_proj)
+                            variants=variants, broad=broad), in_axes=axes)(x, delta, lam, kappa, lam_trak, n_proj)
+
+
+def _with_broad_retry(assemble, *args, **static):
+    """Run `assemble`; if IF's windowed Spearman signalled (NaN) a law too broad for its windows,
+    run it again with the direct evaluation (slower, only deep on the separable side)."""
+    est, const = assemble(*args, **static, broad=False)
+    if not np.all(np.isfinite(np.asarray(est["if"]["spearman"]))):
+        est, const = assemble(*args, **static, broad=True)
+    return est, const
 
 
 def _check_finite(estimators, where):
@@ -135,24 +151,29 @@ def predict(*, family="logistic", delta=2.0, kappa=0.5, lam=0.1, lam_trak=0.0, g
     variants=True adds the corrected TRAK estimators "trak_w" (Hessian-weighted Gram), "trak_lev"
     (leave-one-out rescaling in the projected space) and "trak_wlev" (both). A non-isotropic
     covariance (power, spiked, ar1; `theory.covariance`) uses the general-covariance theory
-    (`theory.general`) with the spectrum at dimension p (required: such spectra depend on p).
+    (`theory.general`) with the spectrum at dimension p (required: such spectra depend on p);
+    for the isotropic covariance the limit does not depend on p, so a given p (2 <= p <= 10^6,
+    checked all the same) is ignored.
     Raises InvalidParameterError, EstimatorDoesNotExistError, NotConvergedError.
     """
     mp = validate_model(family=family, delta=delta, kappa=kappa, lam=lam, lam_trak=lam_trak,
                         gamma=gamma, sigma=sigma, n_proj=n_proj, projection=projection,
                         covariance=covariance, cov_param=cov_param, alignment=alignment)
+    variants = check_bool("variants", variants)
+    if p is not None:
+        p = check_int("p", p, lo=2, hi=1_000_000)
     if mp.covariance != "isotropic":
         if p is None:
             raise InvalidParameterError(
                 f"a {mp.covariance} covariance needs the dimension p (its spectrum depends on p).")
-        p = check_int("p", p, lo=2, hi=1_000_000)
         spec = spectrum(mp.covariance, p, mp.cov_param)
         return predict_spectrum(spec, alignment_weights(spec, mp.alignment), _model=mp, nodes=nodes,
                                 variants=variants)
     fp, x = solve_fixed_point(mp.family, mp.delta, mp.lam, mp.gamma, mp.sigma, nodes=nodes)
-    est, const = _assemble_one(jnp.asarray(x), mp.delta, mp.lam, mp.kappa, mp.lam_trak, mp.n_proj,
-                               family=mp.family, grid_key=grid_key(mp.family, mp.gamma, mp.sigma, nodes),
-                               identity=mp.projection == "identity", variants=bool(variants))
+    est, const = _with_broad_retry(_assemble_one, jnp.asarray(x), mp.delta, mp.lam, mp.kappa, mp.lam_trak,
+                                   mp.n_proj, family=mp.family,
+                                   grid_key=grid_key(mp.family, mp.gamma, mp.sigma, nodes),
+                                   identity=mp.projection == "identity", variants=variants)
     estimators = {e: {k: float(v) for k, v in row.items()} for e, row in est.items()}
     constants = {k: float(v) for k, v in const.items()}
     constants.update(m=fp.m, q=fp.q)
@@ -191,7 +212,8 @@ def predict_spectrum(spectrum, theta=None, *, variants: bool = False, nodes: int
     tr = kernel_traces_general(s=s, delta=mp.delta, lam=mp.lam, kappa=mp.kappa, lam_trak=mp.lam_trak,
                                n_proj=mp.n_proj, identity=mp.projection == "identity", c=fp.c,
                                e_w_w=float(mom["e_w_w"]), e_w2_w2=float(mom["e_w2_w2"]))
-    est = _estimators(g, w, wt, c, t, {k: jnp.asarray(v) for k, v in tr.items()})
+    est = _with_broad_retry(lambda broad: (_estimators(g, w, wt, c, t, {k: jnp.asarray(v) for k, v in tr.items()},
+                                                       broad=broad), None))[0]
     estimators = {e: {k: float(v) for k, v in row.items()} for e, row in est.items()}
     _check_finite(estimators, mp)
     constants = {k: float(v) for k, v in {**mom, **tr}.items()}
@@ -217,13 +239,13 @@ def predict_curve(vary: str, values, *, nodes: int = DEFAULT_NODES, variants: bo
         raise InvalidParameterError("predict_curve needs at least one value.")
     if vary not in ("family", "delta", "kappa", "lam", "lam_trak", "gamma", "sigma", "n_proj", "projection"):
         raise InvalidParameterError(f"cannot vary {vary!r}; choose a parameter of predict.")
+    variants = check_bool("variants", variants)
     p = params.pop("p", None)
+    if p is not None:
+        p = check_int("p", p, lo=2, hi=1_000_000)
     models = [validate_model(**{**params, vary: v}) for v in values]
     if vary not in _BATCHED or models[0].covariance != "isotropic":
         results = [predict(**m.asdict(), p=p, nodes=nodes, variants=variants) for m in models]
-        return _stack(values, [r["estimators"] for r in results], [r["constants"] for r in results])
-    if vary not in _BATCHED:
-        results = [predict(**m.asdict(), nodes=nodes, variants=variants) for m in models]
         return _stack(values, [r["estimators"] for r in results], [r["constants"] for r in results])
     m0 = models[0]
     if vary in _FIXED_POINT_PARAMS:     # warm starts, linearly extrapolated along the curve
@@ -246,9 +268,9 @@ def predict_curve(vary: str, values, *, nodes: int = DEFAULT_NODES, variants: bo
     args = [jnp.asarray([getattr(m, k) for m in models]) if k == vary else jnp.asarray(getattr(m0, k))
             for k in names]
     axes = (0 if vary in _FIXED_POINT_PARAMS else None,) + tuple(0 if k == vary else None for k in names)
-    est, const = _assemble_many(x_arg, *args, family=m0.family,
-                                grid_key=grid_key(m0.family, m0.gamma, m0.sigma, nodes),
-                                identity=m0.projection == "identity", axes=axes, variants=bool(variants))
+    est, const = _with_broad_retry(_assemble_many, x_arg, *args, family=m0.family,
+                                   grid_key=grid_key(m0.family, m0.gamma, m0.sigma, nodes),
+                                   identity=m0.projection == "identity", axes=axes, variants=variants)
     const = {k: np.broadcast_to(np.asarray(v), (len(models),)) for k, v in const.items()}
     est = {e: {k: np.broadcast_to(np.asarray(v), (len(models),)) for k, v in row.items()}
            for e, row in est.items()}
