@@ -1,7 +1,8 @@
 """Real data: exact LOO versus IF and TRAK, against the theory at the empirical spectrum (specs/fig_real.toml).
 
 Runs `sims.real.run_real` (needs the optional extra trak-sim[data], scikit-learn) and caches each
-(dataset, n/p, k/p) result as JSON under results/<preset>/fig_real/.
+(dataset, n/p, k/p) result as JSON under results/<preset>/fig_real/, keyed by a content hash of
+all the arguments.
 """
 
 from __future__ import annotations
@@ -18,18 +19,28 @@ from _common import add_caption, COLORS, RESULTS, SPECS, save
 NAME = "fig_real"
 
 
-def _cached(path, compute):
-    if path.exists():
-        return json.loads(path.read_text())
-    from sims.store import atomic_write_text
+def _run_cached(store, **kwargs):
+    """`sims.real.run_real(**kwargs)`, cached under a content hash of all its arguments and the
+    result schema (a changed spec value or code schema recomputes instead of reusing)."""
+    import hashlib
 
-    out = compute()
+    from sims.real import run_real
+    from sims.store import RESULTS_SCHEMA, atomic_write_text
+
+    key = json.dumps({**kwargs, "schema": RESULTS_SCHEMA}, sort_keys=True)
+    path = store / f"{kwargs['name']}_{hashlib.sha256(key.encode()).hexdigest()[:16]}.json"
+    if path.exists():
+        try:
+            return json.loads(path.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            pass                                   # unreadable: recompute and overwrite
+    out = run_real(**kwargs)
     atomic_write_text(path, json.dumps(out))
     return out
 
 
 def make(preset: str = "quick", progress: bool = True) -> list[str]:
-    from sims.real import DATASETS, load, run_real
+    from sims.real import DATASETS, load
     from theory import predict_spectrum
 
     raw = tomllib.loads((SPECS / f"{NAME}.toml").read_text())
@@ -42,10 +53,9 @@ def make(preset: str = "quick", progress: bool = True) -> list[str]:
     for ax, name in zip(axes, datasets):
         data = load(name)
         for delta in fig_cfg["deltas"]:
-            runs = [_cached(store / f"{name}_d{delta:g}_k{kappa:g}_lt{fig_cfg['lam_trak']:g}.json",
-                            lambda kappa=kappa: run_real(name, delta=delta, kappa=kappa, lam=fig_cfg["lam"],
-                                                         lam_trak=fig_cfg["lam_trak"], reps=pre["reps"],
-                                                         n_test=pre["n_test"], seed=fig_cfg["seed"]))
+            runs = [_run_cached(store, name=name, delta=delta, kappa=kappa, lam=fig_cfg["lam"],
+                                lam_trak=fig_cfg["lam_trak"], reps=pre["reps"], n_test=pre["n_test"],
+                                seed=fig_cfg["seed"])
                     for kappa in fig_cfg["kappas"]]
             th = [predict_spectrum(data.spectrum, data.theta, family=data.family, delta=delta, kappa=float(k),
                                    lam=fig_cfg["lam"], lam_trak=fig_cfg["lam_trak"], gamma=data.gamma,

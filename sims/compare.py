@@ -15,6 +15,7 @@ top_overlap has no prediction and is skipped.
 
 from __future__ import annotations
 
+import csv
 import math
 from collections import defaultdict
 from dataclasses import dataclass
@@ -84,7 +85,7 @@ def load_rows(path) -> list[dict]:
         raise InvalidParameterError(f"no results table at {str(path)!r} (run 'trak-sim sweep' first).")
     try:
         rows = read_table(path)
-    except (KeyError, ValueError) as e:
+    except (KeyError, ValueError, csv.Error) as e:
         raise InvalidParameterError(f"{str(path)!r} is not a sweep table ({e}).") from None
     if not rows:
         raise InvalidParameterError(f"the table {str(path)!r} has no rows, so there is nothing to compare.")

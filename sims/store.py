@@ -19,6 +19,7 @@ import csv
 import hashlib
 import io
 import json
+import math
 import os
 import sys
 import tempfile
@@ -160,20 +161,40 @@ def record_rows(rec: dict, spec_name: str = ""):
 
 
 def read_table(path) -> list[dict]:
-    """Rows of a table.csv with numeric columns converted (pandas users: pd.read_csv(path))."""
+    """Rows of a table.csv with numeric columns converted (pandas users: pd.read_csv(path)).
+
+    Raises ValueError naming the first bad row: a missing column or field, a number that does
+    not parse or is not finite, p < 2, a negative standard error, or variants not True/False.
+    """
     numeric_int = {"p", "n", "k", "n_proj", "n_test", "seed", "top_m", "rep", "n_values", "lds_subsets"}
-    booleans = {"variants"}
     numeric_float = {"delta", "kappa", "lam", "lam_trak", "gamma", "sigma", "tol", "value", "se",
-                     "cov_param", "alignment",
-                     "wall_time_s"}
+                     "cov_param", "alignment", "wall_time_s"}
     rows = []
     with open(path, newline="") as f:
-        for row in csv.DictReader(f):
-            for k in numeric_int:
-                row[k] = int(row[k])
-            for k in numeric_float:
-                row[k] = float(row[k])
-            for k in booleans:
-                row[k] = row[k] == "True"
+        reader = csv.DictReader(f)
+        if reader.fieldnames is None:          # an empty file: no rows
+            return rows
+        missing = [c for c in TABLE_COLUMNS if c not in reader.fieldnames]
+        if missing:
+            raise ValueError(f"column {missing[0]!r} is missing")
+        for line, row in enumerate(reader, start=2):
+            empty = [c for c in TABLE_COLUMNS if row.get(c) in (None, "")]
+            if empty:
+                raise ValueError(f"line {line} has no value for {empty[0]!r}")
+            try:
+                for k in numeric_int:
+                    row[k] = int(row[k])
+                for k in numeric_float:
+                    row[k] = float(row[k])
+            except ValueError:
+                raise ValueError(f"line {line} has a value that is not a number") from None
+            bad = [k for k in numeric_float if not math.isfinite(row[k])]
+            if bad:
+                raise ValueError(f"line {line} has a non-finite {bad[0]}")
+            if row["p"] < 2 or row["n_values"] < 1 or row["se"] < 0:
+                raise ValueError(f"line {line} needs p >= 2, n_values >= 1 and se >= 0")
+            if row["variants"] not in ("True", "False"):
+                raise ValueError(f"line {line} has variants {row['variants']!r} (True or False)")
+            row["variants"] = row["variants"] == "True"
             rows.append(row)
     return rows

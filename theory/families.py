@@ -112,12 +112,15 @@ def _logit_loss(y, eta):
 
 
 def _logit_grad(y, eta):
-    return jax.nn.sigmoid(eta) - y
+    """sigmoid(eta) - y as (1 - y) sigmoid(eta) - y sigmoid(-eta): equal for every y, and for the
+    labels y in {0, 1} free of cancellation (a confidently fitted point keeps its tiny gradient,
+    ~e^-|eta|, instead of rounding to 0 for |eta| > 37)."""
+    return (1.0 - y) * jax.nn.sigmoid(eta) - y * jax.nn.sigmoid(-eta)
 
 
 def _logit_hess(y, eta):
-    p = jax.nn.sigmoid(eta)
-    return p * (1.0 - p) + 0.0 * y
+    """sigmoid(eta) sigmoid(-eta) (= p (1 - p) without its cancellation for large |eta|)."""
+    return jax.nn.sigmoid(eta) * jax.nn.sigmoid(-eta) + 0.0 * y
 
 
 def _logit_prox_solve(y, z, c):

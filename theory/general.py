@@ -65,7 +65,7 @@ def _residual(x, s, theta, family, key, delta, lam, gamma):
     a_rhs = -delta * h * jnp.mean(theta * s * s * alpha)   # m / gamma
     q_rhs = jnp.mean((delta**2 * h * h * theta * s**3 + delta * e_g2 * s * s) * alpha * alpha)
     return jnp.stack([logc - jnp.log(c_rhs),
-                      (a - a_rhs) / (jnp.abs(a) + jnp.abs(a_rhs) + 1e-300),
+                      (a - a_rhs) / jnp.sqrt(1.0 + a * a + a_rhs * a_rhs),   # smooth at a = 0 (gamma = 0)
                       jnp.log(a * a + r * r) - jnp.log(q_rhs)])
 
 

@@ -96,7 +96,8 @@ def sketch_second_order(mu, b, s2, kappa, lam_trak, n_proj, identity: bool):
 #     b_w(mu) = tau((Sigma_w + mu)^{-1}),   1/b_w = mu + delta E[w / (1 + w b_w)]     (as (F1))
 # replaces the Marchenko–Pastur b in (T3)-(T8); note b_w(lam) = c and -b_w'(lam) = tau(A^2).
 # The sketched weighted kernel B_w = P (P^T Sigma_w P + lamT)^{-1} P^T satisfies (T3) with b_w, and
-# tau(A B_w) = tau((Sigma_w + lam)^{-1} (Sigma_w + mu)^{-1}) = (b_w(lam) - b_w(mu)) / (mu - lam).
+# tau(A B_w) = tau((Sigma_w + lam)^{-1} (Sigma_w + mu)^{-1}) = (b_w(lam) - b_w(mu)) / (mu - lam)
+# (evaluated without cancellation by `weighted_cross_trace`).
 
 _BISECT = 200
 
@@ -121,6 +122,14 @@ def weighted_resolvent_trace(mu, delta, w, wt):
 def weighted_s2(b, delta, w, wt):
     """s2_w = tau((Sigma_w + mu)^{-2}) = -b_w'(mu) = b^2 / (1 - delta b^2 E[w^2/(1 + w b)^2])."""
     return b * b / (1.0 - delta * b * b * jnp.sum(wt * (w / (1.0 + w * b)) ** 2))
+
+
+def weighted_cross_trace(c, b, delta, w, wt):
+    """tau(A B_w) = (b_w(lam) - b_w(mu)) / (mu - lam) for c = b_w(lam), b = b_w(mu), without the
+    cancellation of that difference quotient (mu -> lam, e.g. a square sketch with lamT = lam = 0):
+    subtracting the two resolvent equations gives (c - b)/(mu - lam) =
+    c b / (1 - delta c b E[w^2/((1 + w c)(1 + w b))]), which is s2_w at c = b."""
+    return c * b / (1.0 - delta * c * b * jnp.sum(wt * w * w / ((1.0 + w * c) * (1.0 + w * b))))
 
 
 def weighted_effective_ridge(kappa, lam_trak, delta, w, wt, identity: bool):
@@ -149,8 +158,7 @@ def weighted_kernel_traces(*, delta, lam, kappa, lam_trak, n_proj, identity: boo
     """Traces of the weighted sketched kernel B_w (suffix _w), as `kernel_traces` for B."""
     mu, b = weighted_effective_ridge(kappa, lam_trak, delta, w, wt, identity)
     s2 = weighted_s2(b, delta, w, wt)
-    same = jnp.abs(mu - lam) <= 1e-12 * (1.0 + lam)
-    tau_AB = jnp.where(same, tau_A2, (c - b) / jnp.where(same, 1.0, mu - lam))
+    tau_AB = weighted_cross_trace(c, b, delta, w, wt)
     tau_B2, tau_Bbar2 = sketch_second_order(mu, b, s2, kappa, lam_trak, n_proj, identity)
     rho = tau_AB / jnp.sqrt(tau_A2 * tau_Bbar2)
     return dict(mu_w=mu, c_T_w=b, s2_w=s2, tau_AB_w=tau_AB, tau_B2_w=tau_B2, tau_Bbar2_w=tau_Bbar2,
