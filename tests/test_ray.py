@@ -12,12 +12,12 @@ RAW = {"name": "ray", "defaults": {"family": "logistic", "p": 12, "n_test": 2, "
 
 
 def test_ray_executor_matches_local_and_shares_the_cache(tmp_path):
+    spec = parse_spec(RAW)
+    local = run_sweep(spec, tmp_path / "local", progress=False)   # first: Ray workers then load its kernels
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
-        spec = parse_spec(RAW)
         remote = run_sweep(spec, tmp_path / "ray", progress=False, executor="ray")
         assert remote.computed == 4
-        local = run_sweep(spec, tmp_path / "local", progress=False)
         stable = lambda rows: sorted((r["config_hash"], r["rep"], r["estimator"], r["metric"], r["value"])  # noqa: E731
                                      for r in rows)
         assert stable(read_table(remote.table)) == stable(read_table(local.table))

@@ -14,8 +14,8 @@ from theory.traces import effective_ridge, kernel_traces, mp_b, mp_s2
 def test_gaussian_fixed_point_by_quadrature_equals_closed_form():
     delta, lam, gamma, sigma = 2.0, 0.1, 1.0, 0.5
     closed = gaussian_fixed_point(delta, lam, gamma, sigma)
-    x, res = _newton(jnp.asarray(_start("gaussian", delta, lam, gamma)), delta, lam,
-                     family="gaussian", grid_key=("gaussian", gamma, sigma, 30))
+    x, res = _newton(jnp.asarray(_start("gaussian", delta, lam, gamma)), law_grid("gaussian", gamma, sigma, 30),
+                     delta, lam, family="gaussian")
     assert float(res) < 1e-12
     np.testing.assert_allclose([np.exp(x[0]), x[1] * gamma, np.exp(x[2])],
                                [closed.c, closed.m, closed.r], rtol=1e-10)

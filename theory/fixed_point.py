@@ -27,7 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .errors import EstimatorDoesNotExistError, NotConvergedError
-from .glm_law import DEFAULT_NODES, atoms, grid_key, law_grid
+from .glm_law import DEFAULT_NODES, atoms, quadrature
 from .traces import mp_b
 
 TOL = 1e-12
@@ -66,9 +66,8 @@ def _residual(x, grid, family, delta, lam):
     ])
 
 
-@partial(jax.jit, static_argnames=("family", "grid_key"))
-def _newton(x0, delta, lam, *, family, grid_key):
-    grid = law_grid(*grid_key)
+@partial(jax.jit, static_argnames=("family",))
+def _newton(x0, grid, delta, lam, *, family):
     F = partial(_residual, grid=grid, family=family, delta=delta, lam=lam)
 
     def cond(state):
@@ -195,10 +194,10 @@ def _solve_fixed_point(family, delta, lam, gamma, sigma, nodes, x0):
         fp = gaussian_fixed_point(delta, lam, gamma, sigma)
         fp = FixedPoint(*(float(v) for v in fp))
         return fp, np.array([np.log(fp.c), fp.m / gamma if gamma > 0 else 0.0, np.log(fp.r)])
-    key = grid_key(family, gamma, sigma, nodes)
+    grid = quadrature(family, gamma, sigma, nodes)
 
     def attempt(x, lam_):
-        x, res = _newton(jnp.asarray(x), delta, lam_, family=family, grid_key=key)
+        x, res = _newton(jnp.asarray(x), grid, delta, lam_, family=family)
         return np.asarray(x), float(res)
 
     x, res = attempt(_start(family, delta, lam, gamma) if x0 is None else x0, lam)

@@ -48,15 +48,15 @@ from scipy.optimize import brentq
 
 from .errors import NotConvergedError
 from .fixed_point import FixedPoint, solve_fixed_point
-from .glm_law import DEFAULT_NODES, atoms, grid_key, law_grid
+from .glm_law import DEFAULT_NODES, atoms, quadrature
 
 TOL = 1e-12
 
 
-def _residual(x, s, theta, family, key, delta, lam, gamma):
+def _residual(x, s, theta, family, grid, delta, lam, gamma):
     logc, a, logr = x
     c, r = jnp.exp(logc), jnp.exp(logr)
-    nu, _, g, w, wt = atoms(law_grid(*key), family, c, a, r)
+    nu, _, g, w, wt = atoms(grid, family, c, a, r)
     a_w = jnp.sum(wt * w / (1.0 + c * w))
     e_g2 = jnp.sum(wt * g * g)
     h = jnp.sum(wt * nu * g) - a * a_w                     # = -mhat gamma / delta
@@ -69,9 +69,9 @@ def _residual(x, s, theta, family, key, delta, lam, gamma):
                       jnp.log(a * a + r * r) - jnp.log(q_rhs)])
 
 
-@partial(jax.jit, static_argnames=("family", "key"))
-def _newton(x0, s, theta, delta, lam, gamma, *, family, key):
-    F = partial(_residual, s=s, theta=theta, family=family, key=key, delta=delta, lam=lam, gamma=gamma)
+@partial(jax.jit, static_argnames=("family",))
+def _newton(x0, grid, s, theta, delta, lam, gamma, *, family):
+    F = partial(_residual, s=s, theta=theta, family=family, grid=grid, delta=delta, lam=lam, gamma=gamma)
 
     def cond(state):
         _, R, it = state
@@ -128,12 +128,12 @@ def solve_fixed_point_general(family, s, theta, delta, lam, gamma, sigma, nodes=
     if family == "gaussian":
         fp, e_g2 = _gaussian_fixed_point(s, theta, delta, lam, gamma, sigma)
         return fp, np.array([np.log(fp.c), fp.m / gamma if gamma > 0 else 0.0, np.log(max(fp.r, 1e-300))]), e_g2
-    key = grid_key(family, gamma, sigma, nodes)
+    grid = quadrature(family, gamma, sigma, nodes)
     _, x_iso = solve_fixed_point(family, delta, lam, gamma, sigma, nodes=nodes)
 
     def attempt(x, s_t, th_t):
-        x, res = _newton(jnp.asarray(x), jnp.asarray(s_t), jnp.asarray(th_t), delta, lam, gamma,
-                         family=family, key=key)
+        x, res = _newton(jnp.asarray(x), grid, jnp.asarray(s_t), jnp.asarray(th_t), delta, lam, gamma,
+                         family=family)
         return np.asarray(x), float(res)
 
     x, res = attempt(x_iso, s, theta)

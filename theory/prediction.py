@@ -29,7 +29,7 @@ from .covariance import spectrum
 from .errors import InvalidParameterError, NotConvergedError
 from .fixed_point import solve_fixed_point
 from .general import kernel_traces_general, solve_fixed_point_general
-from .glm_law import DEFAULT_NODES, _hermite, atoms, gaussian_atoms, grid_key, law_grid
+from .glm_law import DEFAULT_NODES, _hermite, atoms, gaussian_atoms, quadrature
 from .params import check_bool, check_int, validate_model
 from .spearman import spearman_if, spearman_pair, spearman_trak
 from .traces import kernel_traces, weighted_kernel_traces
@@ -90,14 +90,15 @@ def _estimators(g, w, wt, c, t, tr, tw=None, broad=False):
     return est
 
 
-def _assemble(x, delta, lam, kappa, lam_trak, n_proj, *, family, grid_key, identity, variants=False,
+def _assemble(x, grid, delta, lam, kappa, lam_trak, n_proj, *, family, nodes, identity, variants=False,
               broad=False):
-    """Constants and metrics from the fixed-point unknowns x = (log c, a, log r) (isotropic design)."""
+    """Constants and metrics from the fixed-point unknowns x = (log c, a, log r) (isotropic design);
+    `grid` is the quadrature of the limit law (`glm_law.quadrature`; None for gaussian)."""
     c, a, r = jnp.exp(x[0]), x[1], jnp.exp(x[2])
     if family == "gaussian":
-        g, w, wt = gaussian_atoms(r, delta, c, grid_key[-1])
+        g, w, wt = gaussian_atoms(r, delta, c, nodes)
     else:
-        _, _, g, w, wt = atoms(law_grid(*grid_key), family, c, a, r)
+        _, _, g, w, wt = atoms(grid, family, c, a, r)
     t, mom = _law_moments(g, w, wt, c)
     tr = kernel_traces(delta=delta, lam=lam, kappa=kappa, lam_trak=lam_trak, n_proj=n_proj,
                        identity=identity, c=c, e_w_w=mom["e_w_w"], e_w2_w2=mom["e_w2_w2"])
@@ -109,17 +110,20 @@ def _assemble(x, delta, lam, kappa, lam_trak, n_proj, *, family, grid_key, ident
     return _estimators(g, w, wt, c, t, tr, tw, broad), constants
 
 
-_STATIC = ("family", "grid_key", "identity", "variants", "broad")
+_STATIC = ("family", "nodes", "identity", "variants", "broad")
 _assemble_one = jax.jit(_assemble, static_argnames=_STATIC)
 
 
 @partial(jax.jit, static_argnames=_STATIC + ("axes",))
-def _assemble_many(x, delta, lam, kappa, lam_trak, n_proj, *, family, grid_key, identity, axes,
+def _assemble_many(x, grid, delta, lam, kappa, lam_trak, n_proj, *, family, nodes, identity, axes,
                    variants=False, broad=False):
-    """vmap of `_assemble`; arguments with axis None are shared, so what depends only on them
-    (the limit law, its moments, IF's Spearman, the compression of log|g|) is computed once."""
-    return jax.vmap(partial(_assemble, family=family, grid_key=grid_key, identity=identity,
-                            variants=variants, broad=broad), in_axes=axes)(x, delta, lam, kappa, lam_trak, n_proj)
+    """vmap of `_assemble` (the grid is shared); arguments with axis None are shared, so what
+    depends only on them (the limit law, its moments, IF's Spearman, the compression of log|g|)
+    is computed once."""
+    def one(x, *params):
+        return _assemble(x, grid, *params, family=family, nodes=nodes, identity=identity, variants=variants,
+                         broad=broad)
+    return jax.vmap(one, in_axes=axes)(x, delta, lam, kappa, lam_trak, n_proj)
 
 
 def _with_broad_retry(assemble, *args, **static):
@@ -170,10 +174,9 @@ def predict(*, family="logistic", delta=2.0, kappa=0.5, lam=0.1, lam_trak=0.0, g
         return predict_spectrum(spec, alignment_weights(spec, mp.alignment), _model=mp, nodes=nodes,
                                 variants=variants)
     fp, x = solve_fixed_point(mp.family, mp.delta, mp.lam, mp.gamma, mp.sigma, nodes=nodes)
-    est, const = _with_broad_retry(_assemble_one, jnp.asarray(x), mp.delta, mp.lam, mp.kappa, mp.lam_trak,
-                                   mp.n_proj, family=mp.family,
-                                   grid_key=grid_key(mp.family, mp.gamma, mp.sigma, nodes),
-                                   identity=mp.projection == "identity", variants=variants)
+    est, const = _with_broad_retry(_assemble_one, jnp.asarray(x), quadrature(mp.family, mp.gamma, mp.sigma, nodes),
+                                   mp.delta, mp.lam, mp.kappa, mp.lam_trak, mp.n_proj, family=mp.family,
+                                   nodes=nodes, identity=mp.projection == "identity", variants=variants)
     estimators = {e: {k: float(v) for k, v in row.items()} for e, row in est.items()}
     constants = {k: float(v) for k, v in const.items()}
     constants.update(m=fp.m, q=fp.q)
@@ -206,8 +209,7 @@ def predict_spectrum(spectrum, theta=None, *, variants: bool = False, nodes: int
         g = jnp.asarray(nodes_ * np.sqrt(e_g2))
         w, wt = jnp.ones_like(g), jnp.asarray(wx)
     else:
-        _, _, g, w, wt = atoms(law_grid(*grid_key(mp.family, mp.gamma, mp.sigma, nodes)), mp.family,
-                               fp.c, x[1], fp.r)
+        _, _, g, w, wt = atoms(quadrature(mp.family, mp.gamma, mp.sigma, nodes), mp.family, fp.c, x[1], fp.r)
     t, mom = _law_moments(g, w, wt, c)
     tr = kernel_traces_general(s=s, delta=mp.delta, lam=mp.lam, kappa=mp.kappa, lam_trak=mp.lam_trak,
                                n_proj=mp.n_proj, identity=mp.projection == "identity", c=fp.c,
@@ -268,9 +270,9 @@ def predict_curve(vary: str, values, *, nodes: int = DEFAULT_NODES, variants: bo
     args = [jnp.asarray([getattr(m, k) for m in models]) if k == vary else jnp.asarray(getattr(m0, k))
             for k in names]
     axes = (0 if vary in _FIXED_POINT_PARAMS else None,) + tuple(0 if k == vary else None for k in names)
-    est, const = _with_broad_retry(_assemble_many, x_arg, *args, family=m0.family,
-                                   grid_key=grid_key(m0.family, m0.gamma, m0.sigma, nodes),
-                                   identity=m0.projection == "identity", axes=axes, variants=variants)
+    est, const = _with_broad_retry(_assemble_many, x_arg, quadrature(m0.family, m0.gamma, m0.sigma, nodes), *args,
+                                   family=m0.family, nodes=nodes, identity=m0.projection == "identity",
+                                   axes=axes, variants=variants)
     const = {k: np.broadcast_to(np.asarray(v), (len(models),)) for k, v in const.items()}
     est = {e: {k: np.broadcast_to(np.asarray(v), (len(models),)) for k, v in row.items()}
            for e, row in est.items()}

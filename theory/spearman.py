@@ -248,7 +248,7 @@ def spearman_if(g, t, omega, K=48, nb=512, h=0.125, P=384, s=2, p=6, nu_lo=-20.0
     def table(l0, x, u, p0):  # (P, Q) matrix Psi(l0 + a h + nu_q)
         lams = l0 + (n0 + jnp.arange(L)) * h
         tab = p0 + jax.scipy.special.erf(jnp.exp(lams[:, None] - x[None, :]) * math.sqrt(0.5)) @ u
-        return jnp.stack([tab[q * s:q * s + P] for q in range(Q)], 1)
+        return tab[np.arange(P)[:, None] + s * np.arange(Q)[None, :]]      # (P, Q): tab[a + s q]
 
     t0, g0 = window(lt), window(lg)
     G = (table(t0, xt, ut, p0t) * pq[None, :]) @ table(g0, xg, ug, p0g).T  # (P, P)
