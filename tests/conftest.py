@@ -11,7 +11,11 @@ os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
 # recompiled, by the next process that needs it. The cache key covers the program, the JAX
 # version and the flags. A size limit turns on JAX's file lock around reads and writes (needs
 # `filelock`, in the test extra), so no process reads an entry another is still writing.
-if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
+try:
+    import filelock  # noqa: F401
+except ImportError:      # without the lock, concurrent processes could read half-written entries
+    filelock = None
+if "JAX_COMPILATION_CACHE_DIR" not in os.environ and filelock is not None:
     _cache = tempfile.mkdtemp(prefix="trak-sim-jax-cache-")
     atexit.register(shutil.rmtree, _cache, ignore_errors=True)
     os.environ["JAX_COMPILATION_CACHE_DIR"] = _cache
