@@ -133,6 +133,27 @@ def _binned_rule(ell, w, nb):
     return nodes, jnp.concatenate([m0 * w1, m0 * w2])
 
 
+@jax.custom_batching.custom_vmap
+def _eigh(J):
+    """jnp.linalg.eigh of one K x K matrix; batched (under vmap) as a sequential loop.
+
+    XLA:CPU's batched LAPACK eigh splits its batch over the intra-op thread pool and blocks a
+    pool thread until the pieces finish; two such calls scheduled at once on a 2-thread pool
+    deadlock (seen in predict_curve over delta with variants=True on 2 cores). One matrix per
+    call never waits on the pool, and K is small, so the loop costs little.
+    """
+    ev, V = jnp.linalg.eigh(J)
+    return ev, V
+
+
+@_eigh.def_vmap
+def _eigh_vmap(axis_size, in_batched, J):
+    (batched,) = in_batched
+    if not batched:
+        return _eigh(J), (False, False)
+    return lax.map(_eigh, J), (True, True)
+
+
 def _gauss_rule(x, w, K):
     """K-node Gauss rule of sum_i w_i delta_{x_i}: Stieltjes/Lanczos + Golub-Welsch."""
     W = jnp.sum(w)
@@ -160,7 +181,7 @@ def _gauss_rule(x, w, K):
     q0 = jnp.sqrt(w / Ws)
     _, _, _, A, B = lax.fori_loop(0, K, body, (q0, jnp.zeros_like(q0), jnp.zeros((), y.dtype), z, z))
     J = jnp.diag(A) + jnp.diag(B[:-1], 1) + jnp.diag(B[:-1], -1)
-    ev, V = jnp.linalg.eigh(J)
+    ev, V = _eigh(J)
     return mu + sd * ev, W * V[0] ** 2
 
 
