@@ -117,3 +117,19 @@ def test_tau_A2_is_minus_the_lambda_derivative_of_c_at_fixed_w_law():
                        e_w_w=float(jnp.sum(wt * w / (1 + fp.c * w))),
                        e_w2_w2=float(jnp.sum(wt * (w / (1 + fp.c * w)) ** 2)))
     assert float(tr["tau_A2"]) == pytest.approx(fd, rel=1e-5)
+
+
+def test_batched_variants_curve_does_not_deadlock():
+    """predict_curve over delta with variants=True batches the Gauss rules' eigh; XLA:CPU's batched
+    LAPACK eigh deadlocked its 2-thread pool there (all threads parked, forever). A subprocess with
+    a timeout turns a regression into a failure instead of a hung suite."""
+    import subprocess
+    import sys
+
+    code = ("import numpy as np, theory; r = theory.predict_curve('delta', list(np.geomspace(0.4, 4.5, 30)), "
+            "variants=True, family='logistic', lam=0.1, gamma=2.0, lam_trak=0.01, kappa=1.0); "
+            "print(float(np.min(r['estimators']['trak_w']['spearman'])))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=240,
+                         env={**__import__("os").environ, "JAX_PLATFORMS": "cpu"})
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert 0.0 < float(out.stdout.strip().splitlines()[-1]) < 1.0
