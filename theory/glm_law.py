@@ -84,7 +84,7 @@ def _law_grid(fam, gamma, sigma, nodes):
 
 def _bucket(n: int) -> int:
     """Smallest m 2^e >= n with m in {4, 5, 6, 7} (n itself below 4): four array sizes per octave,
-    hence few compilations across gamma (one for logistic at gamma <= 5 with the default nodes),
+    hence few compilations across gamma (one for logistic at gamma < 5 with the default nodes),
     at most 25% padding."""
     step = 1 << max(int(n).bit_length() - 3, 0)
     return -(-int(n) // step) * step
