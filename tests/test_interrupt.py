@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from sims.sweep import run_sweep
+
 SPEC = """
 name = "interrupt"
 [defaults]
@@ -22,14 +24,21 @@ reps = 5
 delta = [1.5, 2.0]
 kappa = [0.25, 0.5]
 """
-TOTAL = 20     # enough that the run is still going when the signal arrives, even on a loaded machine
+TOTAL = 20
 STABLE_COLUMNS = ("config_hash", "rep", "estimator", "metric", "value", "se", "n_values")
+# The interrupted run is the real CLI with each unit slowed by 0.3 s: warm, a unit of this spec
+# takes ~20 ms, so without the pause the whole run can end before a signal sent after its third
+# point arrives (seen on a loaded 2-core machine); with it the run is still going for seconds.
+SLOWED_CLI = ("import sys, time, sims.sweep as s; compute = s.compute_unit; "
+              "s.compute_unit = lambda *a: (time.sleep(0.3), compute(*a))[1]; "
+              "from sims.cli import main; sys.exit(main(sys.argv[1:]))")
 
 
-def _sweep(spec, out, **popen):
-    return subprocess.Popen([sys.executable, "-m", "sims.cli", "sweep", str(spec), "--out", str(out),
-                             "--no-progress"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=dict(os.environ, JAX_PLATFORMS="cpu"), **popen)
+def _sweep(spec, out, slowed=False):
+    start = ["-c", SLOWED_CLI] if slowed else ["-m", "sims.cli"]
+    return subprocess.Popen([sys.executable, *start, "sweep", str(spec), "--out", str(out), "--no-progress"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=dict(os.environ, JAX_PLATFORMS="cpu"))
 
 
 def _table(out):
@@ -46,8 +55,7 @@ def reference(tmp_path_factory):
     d = tmp_path_factory.mktemp("ref")
     spec = d / "spec.toml"
     spec.write_text(SPEC)
-    proc = _sweep(spec, d / "out")
-    assert proc.wait(timeout=600) == 0, proc.stderr.read()
+    run_sweep(spec, d / "out", progress=False)        # uninterrupted, in this process
     return _table(d / "out")
 
 
@@ -56,7 +64,7 @@ def test_interrupted_sweep_resumes_exactly(tmp_path, reference, sig):
     spec = tmp_path / "spec.toml"
     spec.write_text(SPEC)
     out = tmp_path / "out"
-    proc = _sweep(spec, out)
+    proc = _sweep(spec, out, slowed=True)
     deadline = time.time() + 300
     while len(_points(out)) < 3 and time.time() < deadline and proc.poll() is None:
         time.sleep(0.05)

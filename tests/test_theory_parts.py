@@ -4,6 +4,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+import theory
 from theory.errors import EstimatorDoesNotExistError
 from theory.fixed_point import (_newton, _start, gaussian_fixed_point, logistic_separability_threshold,
                                 solve_fixed_point)
@@ -32,6 +33,17 @@ def test_fixed_point_solves_its_equations(family, delta, lam, gamma):
     assert 1 / fp.c == pytest.approx(lam + delta * float(jnp.sum(wt * w / (1 + fp.c * w))), rel=1e-10)
     assert lam * fp.m == pytest.approx(-delta * gamma * float(jnp.sum(wt * nu * g)), rel=1e-9, abs=1e-12)
     assert fp.r**2 == pytest.approx(delta * fp.c**2 * float(jnp.sum(wt * g * g)), rel=1e-10)
+
+
+@pytest.mark.parametrize("vary, values", [("delta", np.geomspace(0.6, 4.0, 9)), ("lam", np.geomspace(1e-2, 10, 9))])
+def test_predict_curve_equals_predict_at_each_value(vary, values):
+    params = dict(family="logistic", delta=2.0, lam=0.1, kappa=0.25, gamma=1.0)
+    curve = theory.predict_curve(vary, list(values), **{k: v for k, v in params.items() if k != vary})
+    for i, v in enumerate(values):
+        one = theory.predict(**{**params, vary: v})
+        for e, row in one["estimators"].items():
+            for metric, value in row.items():
+                assert curve["estimators"][e][metric][i] == pytest.approx(value, rel=1e-8, abs=1e-10), (e, metric, v)
 
 
 def test_quadrature_is_converged_in_the_number_of_nodes():
