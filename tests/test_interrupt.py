@@ -26,10 +26,13 @@ kappa = [0.25, 0.5]
 """
 TOTAL = 20
 STABLE_COLUMNS = ("config_hash", "rep", "estimator", "metric", "value", "se", "n_values")
-# The interrupted run is the real CLI with each unit slowed by 0.3 s: warm, a unit of this spec
-# takes ~20 ms, so without the pause the whole run can end before a signal sent after its third
-# point arrives (seen on a loaded 2-core machine); with it the run is still going for seconds.
-SLOWED_CLI = ("import sys, time, sims.sweep as s; compute = s.compute_unit; "
+# The interrupted run is the real CLI with two changes. Each unit is slowed by 0.3 s: warm, a
+# unit of this spec takes ~20 ms, so the whole run could end before a signal sent after its
+# third point arrives. SIGINT gets Python's handler even when this suite runs as a background
+# job: a shell starts background jobs with SIGINT ignored, the child inherits that, and Python
+# then leaves SIGINT ignored (the run would complete, exit 0, and the test fail for nothing).
+SLOWED_CLI = ("import signal, sys, time; signal.signal(signal.SIGINT, signal.default_int_handler); "
+              "import sims.sweep as s; compute = s.compute_unit; "
               "s.compute_unit = lambda *a: (time.sleep(0.3), compute(*a))[1]; "
               "from sims.cli import main; sys.exit(main(sys.argv[1:]))")
 
