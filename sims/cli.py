@@ -211,7 +211,7 @@ def _add_sweep(sub) -> None:
     p.add_argument("--preset", default=None, help="apply [presets.NAME] of the spec (e.g. quick, paper)")
     p.add_argument("--out", default=None, help="store directory (default: results/<spec name>)")
     p.add_argument("--executor", default="local", choices=("local", "ray"),
-                   help="local: this process (all visible JAX devices); ray: one Ray task per point, "
+                   help="local: this process (with several JAX devices, one point per device at a time); ray: one Ray task per point, "
                         "local Ray instance or RAY_ADDRESS (extra trak-sim[ray]) (default: %(default)s)")
     p.add_argument("--max-points", type=_int, default=None,
                    help="stop after this many new points (default: run all)")

@@ -38,7 +38,8 @@ steps, take the next point, so no lane idles while others finish. Points still u
 lam near separability, where removing a point changes the curvature a lot) are refitted by damped
 Newton from beta_hat with their weight set to 0 (globally convergent; n p^2 + p^3/3 flops per
 step), to the same tolerance. The batch size comes from a memory budget; with several JAX devices
-the lanes are sharded across them (`jax.sharding`, inputs replicated). The result is
+the lanes are sharded across them (`jax.sharding`, inputs replicated), unless the caller pinned
+the work to one device (`jax.default_device`, as sweeps do). The result is
 LOO_i(x_0) = x_0^T (beta_hat - beta_{-i}) = -x_0^T Delta for every test point.
 """
 
@@ -192,9 +193,10 @@ class _Placement(NamedTuple):
 
 def _placement() -> _Placement:
     """With several JAX devices, lanes are sharded over a 1-D mesh (jax.sharding): each device
-    runs the chord steps of its share of the lanes; inputs are replicated."""
+    runs the chord steps of its share of the lanes; inputs are replicated. Inside
+    `jax.default_device(d)` (a sweep running its units one per device) everything stays on d."""
     devices = jax.devices()
-    if len(devices) == 1:
+    if len(devices) == 1 or jax.config.jax_default_device is not None:
         return _Placement(1, None)
     from jax.sharding import Mesh
 

@@ -124,7 +124,8 @@ def replicate_memory(*, n: int, p: int, k: int, n_test: int, variants: bool = Fa
 
 def available_memory() -> tuple[int, str]:
     """(bytes, what) a replicate may use: the memory limit of the default JAX device on an
-    accelerator, else the physical memory (os.sysconf), else FALLBACK_MEMORY."""
+    accelerator, else the physical memory (os.sysconf; its share when it backs several host
+    devices, which a sweep runs side by side), else FALLBACK_MEMORY."""
     device = jax.devices()[0]
     if device.platform != "cpu":
         try:
@@ -134,9 +135,12 @@ def available_memory() -> tuple[int, str]:
         if limit:
             return int(limit), f"{device.platform} memory"
     try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"), "physical memory"
+        physical = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (AttributeError, ValueError, OSError):
         return FALLBACK_MEMORY, "assumed memory"
+    shared = len(jax.devices()) if device.platform == "cpu" else 1
+    return (physical, "physical memory") if shared == 1 else \
+        (physical // shared, f"a 1/{shared} share of the physical memory ({shared} host devices)")
 
 
 def _size(nbytes: int) -> str:

@@ -29,6 +29,11 @@ adding replicates or grid values reuses the old points. Units of equal hash (e.g
 configurations that differ only in `reps`) are run once. The table of a run holds exactly the
 spec's units; other point files in the same folder stay there as cache. Compiled kernels are
 reused across points of equal shapes (n, p, k, n_test), so only new shapes compile.
+
+With several JAX devices the local executor runs units side by side, one per device (a thread
+per device, each unit pinned with `jax.default_device`, so its numbers are those of a
+one-device run); a lone unit (or `trak-sim simulate`) instead shards its exact-LOO lanes over
+all devices (`sims.loo`). Only the main thread writes to the store.
 """
 
 from __future__ import annotations
@@ -179,8 +184,16 @@ def point_record(spec_name: str, sp: SimParams, rep: int, h: str, result, wall: 
     return {"hash": h, "spec": spec_name, "config": sp.asdict(), "rep": rep, "metrics": metrics,
             "diagnostics": result.diagnostics,
             "meta": {"wall_time_s": wall, "code_version": version, "jax_version": jax.__version__,
-                     "device": jax.devices()[0].platform,
+                     "device": _device().platform, "device_id": _device().id,
                      "finished": time.strftime("%Y-%m-%dT%H:%M:%S")}}
+
+
+def _device():
+    """The device this unit runs on: the pinned one (`jax.default_device`), else the first."""
+    import jax
+
+    pinned = jax.config.jax_default_device
+    return pinned if isinstance(pinned, jax.Device) else jax.devices()[0]
 
 
 def compute_unit(spec_name: str, sp: SimParams, rep: int, h: str, version: str) -> dict:
@@ -213,8 +226,8 @@ def run_sweep(spec: Spec | str | Path, out_dir=None, *, progress: bool = True,
 
     `out_dir` defaults to results/<spec name>. `max_units` stops after that many new units
     (used by tests of resumption). Ctrl-C keeps every finished point and the table consistent.
-    executor "local" runs the units in this process (exact-LOO chunks sharded over the visible
-    JAX devices); "ray" submits each unit as a Ray task (extra `trak-sim[ray]`; connects to
+    executor "local" runs the units in this process (with several JAX devices, one unit per
+    device at a time); "ray" submits each unit as a Ray task (extra `trak-sim[ray]`; connects to
     RAY_ADDRESS if set, else starts a local Ray instance) while this process, the only writer,
     stores the finished points as they arrive, in the same store and cache.
     """
@@ -252,8 +265,63 @@ def run_sweep(spec: Spec | str | Path, out_dir=None, *, progress: bool = True,
 
 
 def _local_results(spec_name, pending, version):
+    import jax
+
+    devices = jax.devices()
+    if len(devices) > 1 and len(pending) > 1:
+        yield from _per_device_results(spec_name, pending, version, devices)
+        return
     for sp, rep, h in pending:
         yield h, compute_unit(spec_name, sp, rep, h, version)
+
+
+def _per_device_results(spec_name, pending, version, devices):
+    """Yield (hash, record) as units finish, one worker thread per device taking units from a
+    shared queue (jit releases the GIL while a device computes). On an error or Ctrl-C in the
+    caller the workers take no new unit, and the caller waits for the running ones (at most one
+    unit per device; their records are dropped): a process that exits while XLA still runs on
+    another thread aborts."""
+    import queue
+    import threading
+
+    import jax
+
+    todo, done, stop = queue.Queue(), queue.Queue(), threading.Event()
+    for unit in pending:
+        todo.put(unit)
+
+    def worker(device):
+        with jax.default_device(device):
+            while not stop.is_set():
+                try:
+                    sp, rep, h = todo.get_nowait()
+                except queue.Empty:
+                    return
+                try:
+                    done.put((h, compute_unit(spec_name, sp, rep, h, version), None))
+                except BaseException as e:     # handed to the caller, which raises it
+                    done.put((h, None, e))
+                    return
+
+    threads = [threading.Thread(target=worker, args=(device,), name=f"sweep-{device}")
+               for device in devices[:len(pending)]]
+    for thread in threads:
+        thread.start()
+    try:
+        for _ in range(len(pending)):
+            while True:
+                try:
+                    h, record, error = done.get(timeout=0.1)     # short waits: Ctrl-C stays prompt
+                    break
+                except queue.Empty:
+                    continue
+            if error is not None:
+                raise error
+            yield h, record
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
 
 
 def _ray_results(spec_name, pending, version):

@@ -37,11 +37,11 @@ SLOWED_CLI = ("import signal, sys, time; signal.signal(signal.SIGINT, signal.def
               "from sims.cli import main; sys.exit(main(sys.argv[1:]))")
 
 
-def _sweep(spec, out, slowed=False):
+def _sweep(spec, out, devices, slowed=False):
     start = ["-c", SLOWED_CLI] if slowed else ["-m", "sims.cli"]
+    env = dict(os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}")
     return subprocess.Popen([sys.executable, *start, "sweep", str(spec), "--out", str(out), "--no-progress"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=dict(os.environ, JAX_PLATFORMS="cpu"))
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
 
 
 def _table(out):
@@ -62,12 +62,14 @@ def reference(tmp_path_factory):
     return _table(d / "out")
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL])
-def test_interrupted_sweep_resumes_exactly(tmp_path, reference, sig):
+# SIGINT with two host devices: the sweep runs one unit per device on worker threads, and must
+# wait for them before exiting (else XLA aborts the process); SIGKILL with one device.
+@pytest.mark.parametrize("sig, devices", [(signal.SIGINT, 2), (signal.SIGKILL, 1)])
+def test_interrupted_sweep_resumes_exactly(tmp_path, reference, sig, devices):
     spec = tmp_path / "spec.toml"
     spec.write_text(SPEC)
     out = tmp_path / "out"
-    proc = _sweep(spec, out, slowed=True)
+    proc = _sweep(spec, out, devices, slowed=True)
     deadline = time.time() + 300
     while len(_points(out)) < 3 and time.time() < deadline and proc.poll() is None:
         time.sleep(0.05)
@@ -83,7 +85,7 @@ def test_interrupted_sweep_resumes_exactly(tmp_path, reference, sig):
     for name, (_, data) in before.items():       # every point on disk is complete
         assert data.strip().endswith(b"}")
 
-    proc = _sweep(spec, out)
+    proc = _sweep(spec, out, devices)
     assert proc.wait(timeout=600) == 0
     summary = proc.stdout.read()
     assert f"{TOTAL - len(before)} points computed, {len(before)} cached" in summary
