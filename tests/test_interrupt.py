@@ -2,6 +2,7 @@
 its table equals that of an uninterrupted run."""
 
 import csv
+import json
 import os
 import signal
 import subprocess
@@ -94,3 +95,5 @@ def test_interrupted_sweep_resumes_exactly(tmp_path, reference, sig, devices):
     assert all(after[name] == before[name] for name in before)      # not recomputed, not rewritten
     assert not list((out / "points").glob(".*.tmp"))
     assert _table(out) == reference                                  # nothing lost or duplicated
+    used = {json.loads(data)["meta"]["device_id"] for _, data in after.values()}
+    assert used == set(range(devices))            # with 2 devices both ran units, equal bit for bit
