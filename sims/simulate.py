@@ -139,8 +139,9 @@ def available_memory() -> tuple[int, str]:
     except (AttributeError, ValueError, OSError):
         return FALLBACK_MEMORY, "assumed memory"
     shared = len(jax.devices()) if device.platform == "cpu" else 1
-    return (physical, "physical memory") if shared == 1 else \
-        (physical // shared, f"a 1/{shared} share of the physical memory ({shared} host devices)")
+    if shared == 1:
+        return physical, "physical memory"
+    return physical // shared, f"a 1/{shared} share of the physical memory ({shared} host devices)"
 
 
 def _size(nbytes: int) -> str:

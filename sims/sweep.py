@@ -178,13 +178,14 @@ def point_record(spec_name: str, sp: SimParams, rep: int, h: str, result, wall: 
     import jax
     import numpy as np
 
+    device = _device()
     metrics = {est: {m: {"mean": float(np.mean(v)), "se": float(np.std(v, ddof=1) / np.sqrt(v.size))
                          if v.size > 1 else 0.0, "n": int(v.size)} for m, v in row.items()}
                for est, row in result.metrics.items()}
     return {"hash": h, "spec": spec_name, "config": sp.asdict(), "rep": rep, "metrics": metrics,
             "diagnostics": result.diagnostics,
             "meta": {"wall_time_s": wall, "code_version": version, "jax_version": jax.__version__,
-                     "device": _device().platform, "device_id": _device().id,
+                     "device": device.platform, "device_id": device.id,
                      "finished": time.strftime("%Y-%m-%dT%H:%M:%S")}}
 
 
