@@ -20,9 +20,9 @@ name = "interrupt"
 family = "logistic"
 p = 16
 n_test = 3
-reps = 5
+reps = 10
 [grid]
-delta = [1.5, 2.0]
+delta = [2.0]
 kappa = [0.25, 0.5]
 """
 TOTAL = 20
