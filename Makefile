@@ -13,7 +13,7 @@ help:
 	@echo "make test        fast test suite (creates .venv, installs .[test])"
 	@echo "make figures     regenerate every figure (quick preset, CPU, < 15 min)"
 	@echo "make figures-paper  the figures at large p (meant for a GPU)"
-	@echo "make sweep SPEC=specs/x.toml [PRESET=quick]   run one sweep (cached, resumable)"
+	@echo "make sweep SPEC=figures/specs/x.toml [PRESET=quick]   run one sweep (cached, resumable)"
 	@echo "make demo        one end-to-end simulation, printed as a table"
 	@echo "make validate    slow theory-vs-simulation checks at larger p"
 	@echo "make bench       performance benchmarks (ratios, see benchmarks/README.md)"
@@ -48,7 +48,7 @@ figures-paper: $(STAMP)
 	$(BIN)/trak-sim figures --preset paper
 
 sweep: $(STAMP)
-	@test -n "$(SPEC)" || { echo "usage: make sweep SPEC=specs/<name>.toml [PRESET=quick]"; exit 2; }
+	@test -n "$(SPEC)" || { echo "usage: make sweep SPEC=figures/specs/<name>.toml [PRESET=quick]"; exit 2; }
 	$(BIN)/trak-sim sweep $(SPEC) $(if $(PRESET),--preset $(PRESET),)
 
 demo: $(STAMP)

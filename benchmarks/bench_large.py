@@ -15,10 +15,10 @@ from pathlib import Path
 
 import jax
 
-from sims.data import make_data
-from sims.estimators import if_ns_influence, trak_influence
-from sims.fit import check_fit, hessian_inverse, newton_fit
-from sims.loo import chunk_size_for, exact_loo
+from sims.engine.data import make_data
+from sims.engine.estimators import if_ns_influence, trak_influence
+from sims.engine.fit import check_fit, hessian_inverse, newton_fit
+from sims.engine.loo import chunk_size_for, exact_loo
 
 RESULTS = Path(__file__).parent / "results"
 

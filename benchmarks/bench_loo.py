@@ -3,7 +3,7 @@
 Logistic ridge (default n = 2000, p = 1000, lam = 0.1, gamma = 1), one data set, measured side by
 side in one run (after a warm-up that compiles every jitted function):
 
-  suite     sims.loo.exact_loo: all n exact LOO solutions (tolerance --tol on the relative
+  suite     sims.engine.loo.exact_loo: all n exact LOO solutions (tolerance --tol on the relative
             gradient of every leave-one-out objective)
   baselines n independent refits with scipy.optimize.minimize(method="trust-ncg") (the fastest
             scipy solver here) and, on fewer points, method="L-BFGS-B"; each
@@ -38,9 +38,9 @@ import numpy as np
 from scipy.optimize import minimize
 
 import sims  # noqa: F401  (float64)
-from sims.data import make_data
-from sims.fit import check_fit, hessian_inverse, newton_fit
-from sims.loo import exact_loo
+from sims.engine.data import make_data
+from sims.engine.fit import check_fit, hessian_inverse, newton_fit
+from sims.engine.loo import exact_loo
 
 RESULTS = Path(__file__).parent / "results"
 

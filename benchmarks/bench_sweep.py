@@ -1,6 +1,6 @@
 """Sweep throughput: points (configuration x replicate) per second for a quick figure preset.
 
-Runs the sweep of specs/<spec>.toml (default fig_corr_vs_delta, preset quick) into a fresh
+Runs the sweep of figures/specs/<spec>.toml (default fig_corr_vs_delta, preset quick) into a fresh
 temporary store twice in one process: cold (includes the jit compilation of every new shape)
 and warm (same shapes, another seed, compiled kernels reused). Writes
 benchmarks/results/bench_sweep.json.
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import jax
 
-from sims.sweep import Spec, load_spec, run_sweep
+from sims.runs.sweep import Spec, load_spec, run_sweep
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).parent / "results"
@@ -28,7 +28,7 @@ def main(argv=None):
     ap.add_argument("--spec", default="fig_corr_vs_delta")
     ap.add_argument("--preset", default="quick")
     args = ap.parse_args(argv)
-    spec = load_spec(ROOT / "specs" / f"{args.spec}.toml", preset=args.preset)
+    spec = load_spec(ROOT / "figures" / "specs" / f"{args.spec}.toml", preset=args.preset)
     out = {"spec": args.spec, "preset": args.preset, "device": jax.devices()[0].platform,
            "devices": len(jax.devices())}
     for label, shift in (("cold", 0), ("warm", 1000)):

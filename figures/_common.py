@@ -1,8 +1,8 @@
 """Shared plumbing of the figure scripts: run a figure's sweep, theory curves, one visual style.
 
-Every figure script `figures/fig_<name>.py` has a spec `specs/fig_<name>.toml` ([defaults],
+Every figure module `figures/fig_<name>.py` has a spec `figures/specs/fig_<name>.toml` ([defaults],
 [grid], [presets.quick], [presets.paper], [theory]) and a function `make(preset) -> [paths]`.
-Simulations come from the cached sweep store results/<preset>/<name>/ (resumable); theory is
+Simulations come from the cached sweep store <results>/<preset>/<name>/ (resumable); theory is
 `theory.predict` on a dense grid. Theory is drawn as lines, simulation as points with error bars
 (± 2 standard errors).
 """
@@ -18,10 +18,32 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
-SPECS = ROOT / "specs"
-OUT = Path(os.environ.get("TRAK_SIM_FIGURES_DIR", ROOT / "figures"))
-RESULTS = Path(os.environ.get("TRAK_SIM_RESULTS_DIR", ROOT / "results"))
+PACKAGE = Path(__file__).resolve().parent
+SPECS = PACKAGE / "specs"
+_CHECKOUT = (PACKAGE.parent / "pyproject.toml").is_file()   # a source checkout, not an install
+
+
+def default_out() -> Path:
+    """Where figures go: $TRAK_SIM_FIGURES_DIR, else figures/ of a checkout, else ./figures."""
+    return Path(os.environ.get("TRAK_SIM_FIGURES_DIR", PACKAGE if _CHECKOUT else Path.cwd() / "figures"))
+
+
+def default_results() -> Path:
+    """Where sweep caches go: $TRAK_SIM_RESULTS_DIR, else results/ of a checkout, else ./results."""
+    return Path(os.environ.get("TRAK_SIM_RESULTS_DIR",
+                               PACKAGE.parent / "results" if _CHECKOUT else Path.cwd() / "results"))
+
+
+# Set by `figures.make` for the duration of one figure (the figure scripts read them at call time).
+OUTPUT = {"figures": None, "results": None}
+
+
+def out_dir() -> Path:
+    return Path(OUTPUT["figures"] or default_out())
+
+
+def results_dir() -> Path:
+    return Path(OUTPUT["results"] or default_results())
 
 COLORS = {"ns": "#1b9e77", "if": "#d95f02", "trak": "#7570b3", "trak_lev": "#a6761d",
           "trak_w": "#e7298a", "trak_wlev": "#66a61e", "loo": "#444444"}
@@ -43,13 +65,14 @@ plt.rcParams.update({
 
 
 def run_figure_sweep(name: str, preset: str, progress: bool = True):
-    """Run (or resume) the sweep of specs/<name>.toml; return (spec, summaries)."""
-    from sims.compare import load_rows, summarize
-    from sims.sweep import load_spec, run_sweep
+    """Run (or resume) the sweep of figures/specs/<name>.toml; return (spec, summaries)."""
+    from sims.runs.compare import load_rows, summarize
+    from sims.runs.sweep import load_spec, run_sweep
 
     spec = load_spec(SPECS / f"{name}.toml", preset=preset)
-    run_sweep(spec, RESULTS / preset / name, progress=progress)
-    return spec, summarize(load_rows(RESULTS / preset / name))
+    store = results_dir() / preset / name
+    run_sweep(spec, store, progress=progress)
+    return spec, summarize(load_rows(store))
 
 
 def theory_grid(spec, key: str | None = None):
@@ -135,12 +158,19 @@ def add_caption(fig, text: str) -> None:
     fig.text(0.01, bottom - 0.02, textwrap.fill(text, width), fontsize=8, va="top", ha="left")
 
 
+_METADATA = {"png": {"Software": "trak-sim"},
+             "pdf": {"Creator": "trak-sim", "Producer": "trak-sim", "CreationDate": None}}
+
+
 def save(fig, name: str) -> list[str]:
-    OUT.mkdir(parents=True, exist_ok=True)
+    """Write `name`.png and `name`.pdf, byte for byte reproducible (no creation date, fixed
+    software tag), and close the figure."""
+    out = out_dir()
+    out.mkdir(parents=True, exist_ok=True)
     paths = []
     for ext in ("png", "pdf"):
-        path = OUT / f"{name}.{ext}"
-        fig.savefig(path, bbox_inches="tight")
+        path = out / f"{name}.{ext}"
+        fig.savefig(path, bbox_inches="tight", metadata=_METADATA[ext])
         paths.append(str(path))
     plt.close(fig)
     return paths

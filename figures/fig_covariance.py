@@ -1,13 +1,12 @@
-"""TRAK versus k for power-law spectra: k/p and k/d_A (specs/fig_covariance.toml)."""
+"""TRAK versus k for power-law spectra: k/p and k/d_A (figures/specs/fig_covariance.toml)."""
 
 from __future__ import annotations
 
-import sys
 
 import matplotlib.pyplot as plt
 import numpy as np
 
-from _common import add_caption, caption, model_of, run_figure_sweep, save, select, sim_series, theory_grid
+from ._common import add_caption, caption, model_of, run_figure_sweep, save, select, sim_series, theory_grid
 
 NAME = "fig_covariance"
 
@@ -45,6 +44,3 @@ def make(preset: str = "quick", progress: bool = True) -> list[str]:
     add_caption(fig, caption(spec, preset))
     return save(fig, NAME)
 
-
-if __name__ == "__main__":
-    print("\n".join(make(sys.argv[1] if len(sys.argv) > 1 else "quick")))

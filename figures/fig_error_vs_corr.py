@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import sys
 
 import matplotlib.pyplot as plt
 
-from _common import (add_caption, log_ticks, METRIC_LABELS, caption, model_of, plot_sim, plot_theory, predict_curve,
+from ._common import (add_caption, log_ticks, METRIC_LABELS, caption, model_of, plot_sim, plot_theory, predict_curve,
                      run_figure_sweep, save, sim_series, theory_grid)
 
 NAME = "fig_error_vs_corr"
@@ -33,6 +32,3 @@ def make(preset: str = "quick", progress: bool = True) -> list[str]:
     add_caption(fig, caption(spec, preset))
     return save(fig, NAME)
 
-
-if __name__ == "__main__":
-    print("\n".join(make(sys.argv[1] if len(sys.argv) > 1 else "quick")))

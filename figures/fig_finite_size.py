@@ -1,13 +1,12 @@
-"""Finite-size convergence: |theory − simulation| versus p on log-log axes (specs/fig_finite_size.toml)."""
+"""Finite-size convergence: |theory − simulation| versus p on log-log axes (figures/specs/fig_finite_size.toml)."""
 
 from __future__ import annotations
 
-import sys
 
 import matplotlib.pyplot as plt
 import numpy as np
 
-from _common import add_caption, COLORS, LABELS, log_ticks, model_of, run_figure_sweep, save
+from ._common import add_caption, COLORS, LABELS, log_ticks, model_of, run_figure_sweep, save
 
 NAME = "fig_finite_size"
 SERIES = [("trak", "pearson", "o"), ("trak", "spearman", "s"), ("if", "spearman", "^"),
@@ -42,6 +41,3 @@ def make(preset: str = "quick", progress: bool = True) -> list[str]:
                  f"test points each (preset '{preset}'); error bars ± 2 s.e.")
     return save(fig, NAME)
 
-
-if __name__ == "__main__":
-    print("\n".join(make(sys.argv[1] if len(sys.argv) > 1 else "quick")))

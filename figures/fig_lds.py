@@ -1,12 +1,11 @@
-"""LDS (what TRAK users report) next to the correlation with exact LOO (specs/fig_lds.toml)."""
+"""LDS (what TRAK users report) next to the correlation with exact LOO (figures/specs/fig_lds.toml)."""
 
 from __future__ import annotations
 
-import sys
 
 import matplotlib.pyplot as plt
 
-from _common import (add_caption, LABELS, METRIC_LABELS, caption, model_of, plot_sim, plot_theory, predict_curve,
+from ._common import (add_caption, LABELS, METRIC_LABELS, caption, model_of, plot_sim, plot_theory, predict_curve,
                      run_figure_sweep, save, sim_series, theory_grid)
 
 NAME = "fig_lds"
@@ -35,6 +34,3 @@ def make(preset: str = "quick", progress: bool = True) -> list[str]:
     add_caption(fig, caption(spec, preset))
     return save(fig, NAME)
 
-
-if __name__ == "__main__":
-    print("\n".join(make(sys.argv[1] if len(sys.argv) > 1 else "quick")))

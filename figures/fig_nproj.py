@@ -1,13 +1,12 @@
-"""TRAK's correlation with exact LOO versus the number of averaged projections M (specs/fig_nproj.toml)."""
+"""TRAK's correlation with exact LOO versus the number of averaged projections M (figures/specs/fig_nproj.toml)."""
 
 from __future__ import annotations
 
-import sys
 
 import matplotlib.pyplot as plt
 import numpy as np
 
-from _common import (add_caption, log_ticks, METRIC_LABELS, caption, model_of, plot_sim, plot_theory, predict_curve,
+from ._common import (add_caption, log_ticks, METRIC_LABELS, caption, model_of, plot_sim, plot_theory, predict_curve,
                      run_figure_sweep, save, select, sim_series)
 
 NAME = "fig_nproj"
@@ -42,6 +41,3 @@ def make(preset: str = "quick", progress: bool = True) -> list[str]:
     add_caption(fig, caption(spec, preset))
     return save(fig, NAME)
 
-
-if __name__ == "__main__":
-    print("\n".join(make(sys.argv[1] if len(sys.argv) > 1 else "quick")))

@@ -1,6 +1,6 @@
-"""Real data: exact LOO versus IF and TRAK, against the theory at the empirical spectrum (specs/fig_real.toml).
+"""Real data: exact LOO versus IF and TRAK, against the theory at the empirical spectrum (figures/specs/fig_real.toml).
 
-Runs `sims.real.run_real` (needs the optional extra trak-sim[data], scikit-learn) and caches each
+Runs `sims.runs.real.run_real` (needs the optional extra trak-sim[data], scikit-learn) and caches each
 (dataset, n/p, k/p) result as JSON under results/<preset>/fig_real/, keyed by a content hash of
 all the arguments.
 """
@@ -8,24 +8,23 @@ all the arguments.
 from __future__ import annotations
 
 import json
-import sys
 import tomllib
 
 import matplotlib.pyplot as plt
 import numpy as np
 
-from _common import add_caption, COLORS, RESULTS, SPECS, save
+from ._common import add_caption, COLORS, SPECS, results_dir, save
 
 NAME = "fig_real"
 
 
 def _run_cached(store, **kwargs):
-    """`sims.real.run_real(**kwargs)`, cached under a content hash of all its arguments and the
+    """`sims.runs.real.run_real(**kwargs)`, cached under a content hash of all its arguments and the
     result schema (a changed spec value or code schema recomputes instead of reusing)."""
     import hashlib
 
-    from sims.real import run_real
-    from sims.store import RESULTS_SCHEMA, atomic_write_text
+    from sims.runs.real import run_real
+    from sims.runs.store import RESULTS_SCHEMA, atomic_write_text
 
     key = json.dumps({**kwargs, "schema": RESULTS_SCHEMA}, sort_keys=True)
     path = store / f"{kwargs['name']}_{hashlib.sha256(key.encode()).hexdigest()[:16]}.json"
@@ -40,12 +39,12 @@ def _run_cached(store, **kwargs):
 
 
 def make(preset: str = "quick", progress: bool = True) -> list[str]:
-    from sims.real import DATASETS, load
+    from sims.runs.real import DATASETS, load
     from theory import predict_spectrum
 
     raw = tomllib.loads((SPECS / f"{NAME}.toml").read_text())
     fig_cfg, pre = raw["figure"], raw["presets"][preset]
-    store = RESULTS / preset / NAME
+    store = results_dir() / preset / NAME
     datasets = fig_cfg["datasets"]
     fig, axes = plt.subplots(1, len(datasets), figsize=(4 * len(datasets), 4.2), sharey=True)
     shades = {d: c for d, c in zip(fig_cfg["deltas"], ("#7570b3", "#2c1d6b"))}
@@ -81,6 +80,3 @@ def make(preset: str = "quick", progress: bool = True) -> list[str]:
                  f"(preset '{preset}'); error bars ± 2 s.e.")
     return save(fig, NAME)
 
-
-if __name__ == "__main__":
-    print("\n".join(make(sys.argv[1] if len(sys.argv) > 1 else "quick")))

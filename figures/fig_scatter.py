@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import sys
 
 import matplotlib.pyplot as plt
 import numpy as np
 
-from _common import add_caption, COLORS, LABELS, SPECS, model_of, save
+from ._common import add_caption, COLORS, LABELS, SPECS, model_of, save
 
 NAME = "fig_scatter"
 
@@ -16,7 +15,7 @@ def make(preset: str = "quick", progress: bool = True) -> list[str]:
     from scipy import stats
 
     from sims import run_replicate
-    from sims.sweep import load_spec
+    from sims.runs.sweep import load_spec
     from theory import predict
 
     spec = load_spec(SPECS / f"{NAME}.toml", preset=preset)
@@ -43,6 +42,3 @@ def make(preset: str = "quick", progress: bool = True) -> list[str]:
     add_caption(fig, spec.description)
     return save(fig, NAME)
 
-
-if __name__ == "__main__":
-    print("\n".join(make(sys.argv[1] if len(sys.argv) > 1 else "quick")))

@@ -1,12 +1,11 @@
-"""Decomposition of TRAK's approximations and of the corrections that undo them (specs/fig_variants.toml)."""
+"""Decomposition of TRAK's approximations and of the corrections that undo them (figures/specs/fig_variants.toml)."""
 
 from __future__ import annotations
 
-import sys
 
 import matplotlib.pyplot as plt
 
-from _common import (add_caption, LABELS, METRIC_LABELS, caption, log_ticks, model_of, plot_sim, plot_theory,
+from ._common import (add_caption, LABELS, METRIC_LABELS, caption, log_ticks, model_of, plot_sim, plot_theory,
                      predict_curve, run_figure_sweep, save, select, sim_series, theory_grid)
 
 NAME = "fig_variants"
@@ -43,6 +42,3 @@ def make(preset: str = "quick", progress: bool = True) -> list[str]:
     add_caption(fig, caption(spec, preset))
     return save(fig, NAME)
 
-
-if __name__ == "__main__":
-    print("\n".join(make(sys.argv[1] if len(sys.argv) > 1 else "quick")))

@@ -2,7 +2,7 @@
 
 import theory  # noqa: F401  (enables float64 before any array is created)
 
-from .simulate import (ESTIMATORS, VARIANTS, SimParams, aggregate, run_replicate,  # noqa: E402
+from .engine.simulate import (ESTIMATORS, VARIANTS, SimParams, aggregate, run_replicate,  # noqa: E402
                        simulate, validate_sim)
 
 __all__ = ["ESTIMATORS", "VARIANTS", "SimParams", "aggregate", "run_replicate", "simulate", "validate_sim"]

@@ -202,7 +202,7 @@ def format_simulation(result: dict) -> str:
 def _add_sweep(sub) -> None:
     p = sub.add_parser(
         "sweep", help="run a TOML parameter sweep (cached, resumable) into a tidy CSV table",
-        description="Run every (configuration, replicate) of a TOML sweep spec (see specs/ and "
+        description="Run every (configuration, replicate) of a TOML sweep spec (see figures/specs/ and "
                     "sims/sweep.py). Finished points are cached by a content hash of their "
                     "configuration: an interrupted sweep resumes where it stopped, and the table "
                     "(one row per configuration x replicate x estimator x metric) is rebuilt "
@@ -221,7 +221,7 @@ def _add_sweep(sub) -> None:
 
 
 def _run_sweep(args) -> int:
-    from sims.sweep import load_spec, run_sweep
+    from sims.runs.sweep import load_spec, run_sweep
 
     spec = load_spec(args.spec, preset=args.preset)
     if args.max_points is not None and args.max_points < 0:
@@ -238,7 +238,7 @@ def _run_sweep(args) -> int:
 
 # ------------------------------------------------------------------------------------ compare
 def _add_compare(sub) -> None:
-    from sims.compare import default_allowance_text
+    from sims.runs.compare import default_allowance_text
 
     p = sub.add_parser(
         "compare", help="theory versus simulation for a sweep table; exit 1 if any falls outside tolerance",
@@ -258,7 +258,7 @@ def _add_compare(sub) -> None:
 
 
 def _run_compare(args) -> int:
-    from sims.compare import (ALL_ESTIMATORS, PREDICTED_METRICS, compare, format_comparisons, load_rows,
+    from sims.runs.compare import (ALL_ESTIMATORS, PREDICTED_METRICS, compare, format_comparisons, load_rows,
                               summarize)
 
     estimators = [e for e in args.estimators.split(",") if e]
@@ -286,29 +286,21 @@ def _run_compare(args) -> int:
 
 
 # ------------------------------------------------------------------------------------ figures
-def figures_dir():
-    from pathlib import Path
-
-    for candidate in (Path(__file__).resolve().parents[1] / "figures", Path.cwd() / "figures"):
-        if (candidate / "_common.py").is_file():
-            return candidate
-    raise InvalidParameterError("the figures/ folder of a trak-sim checkout was not found; "
-                                "run 'trak-sim figures' from the repository.")
-
-
-def figure_names() -> list[str]:
-    return sorted(p.stem for p in figures_dir().glob("fig_*.py"))
-
-
 def _add_figures(sub) -> None:
     p = sub.add_parser(
         "figures", help="regenerate the figures (theory curves + cached simulation sweeps)",
-        description="Run each figure script of figures/ (one per figure, spec in specs/): its "
-                    "sweep is cached under results/<preset>/<figure>/ and resumes if interrupted; "
-                    "PNG and PDF files are written to figures/.")
+        description="Draw each figure of the figures package (one module per figure, its spec in "
+                    "figures/specs/): its sweep is cached under RESULTS/<preset>/<figure>/ and resumes "
+                    "if interrupted; PNG and PDF files (byte-reproducible) are written to --out.")
     p.add_argument("--preset", default="quick", choices=("quick", "paper"),
                    help="quick: small p, minutes on a laptop CPU; paper: large p, for a GPU (default: %(default)s)")
     p.add_argument("--only", nargs="+", default=None, metavar="NAME", help="figure names (default: all)")
+    p.add_argument("--out", default=None, metavar="DIR",
+                   help="folder of the PNG/PDF files (default: figures/ of a source checkout, else ./figures; "
+                        "or $TRAK_SIM_FIGURES_DIR)")
+    p.add_argument("--results", default=None, metavar="DIR",
+                   help="folder of the cached sweeps (default: results/ of a source checkout, else ./results; "
+                        "or $TRAK_SIM_RESULTS_DIR)")
     p.add_argument("--list", action="store_true", help="list the figures and exit")
     p.add_argument("--json", action="store_true",
                    help="print a JSON summary on stdout (figures written, their paths, timings)")
@@ -317,10 +309,11 @@ def _add_figures(sub) -> None:
 
 
 def _run_figures(args) -> int:
-    import importlib
     import time
 
-    names = figure_names()
+    import figures
+
+    names = figures.names()
     if args.list:
         print(json.dumps(names, indent=2) if args.json else "\n".join(names))
         return 0
@@ -328,11 +321,11 @@ def _run_figures(args) -> int:
     unknown = [n for n in chosen if n not in names]
     if unknown:
         raise InvalidParameterError(f"unknown figure {unknown[0]!r}; available: {', '.join(names)}.")
-    sys.path.insert(0, str(figures_dir()))
     done, start = [], time.perf_counter()
     for name in chosen:
         t0 = time.perf_counter()
-        paths = importlib.import_module(name).make(args.preset, progress=not (args.no_progress or args.json))
+        paths = figures.make(name, args.preset, out=args.out, results=args.results,
+                             progress=not (args.no_progress or args.json))
         done.append({"name": name, "paths": list(paths), "wall_time_s": time.perf_counter() - t0})
         if not args.json:
             print(f"{name}: {', '.join(paths)} ({done[-1]['wall_time_s']:.0f} s)", flush=True)

@@ -111,7 +111,7 @@ def test_comparing_nothing_is_an_error(small_table, tmp_path, capsys):
 
 
 def test_compare_help_states_the_allowances_of_the_code(capsys):
-    from sims.compare import DEFAULT_ALLOWANCE, NS_REL_ERROR_ALLOWANCE
+    from sims.runs.compare import DEFAULT_ALLOWANCE, NS_REL_ERROR_ALLOWANCE
 
     with pytest.raises(SystemExit):
         main(["compare", "--help"])
@@ -164,17 +164,17 @@ def test_other_exceptions_keep_their_traceback(exc, monkeypatch):
 
 # ------------------------------------------------------------------------------------ figures
 def test_figures_json_lists_what_was_written(tmp_path, monkeypatch, capsys):
-    import sims.cli
+    import types
 
-    (tmp_path / "_common.py").write_text("")
-    (tmp_path / "fig_cli_dummy.py").write_text(
-        "import pathlib\n"
-        "def make(preset, progress=True):\n"
-        f"    path = pathlib.Path({str(tmp_path)!r}) / f'fig_cli_dummy_{{preset}}.png'\n"
-        "    path.write_text('png')\n"
-        "    return [str(path)]\n")
-    monkeypatch.setattr(sims.cli, "figures_dir", lambda: tmp_path)
-    monkeypatch.setattr(sys, "path", list(sys.path))
+    import figures
+
+    def make(preset, progress=True):
+        path = tmp_path / f"fig_cli_dummy_{preset}.png"
+        path.write_text("png")
+        return [str(path)]
+
+    monkeypatch.setattr(figures, "names", lambda: ["fig_cli_dummy"])
+    monkeypatch.setattr(figures, "load", lambda name: types.SimpleNamespace(make=make))
     assert main(["figures", "--list", "--json"]) == 0
     assert json.loads(capsys.readouterr().out) == ["fig_cli_dummy"]
     assert main(["figures", "--only", "fig_cli_dummy", "--json"]) == 0

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from sims.cli import main
-from sims.store import TABLE_COLUMNS
+from sims.runs.store import TABLE_COLUMNS
 
 UNPARSEABLE = ["abc", "", "2x", "1,5", "0x10", "nan", "inf", "-inf", "1e999", "--"]
 HUGE = ["1e300", "-1e300", "99999999999999999999"]

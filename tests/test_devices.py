@@ -11,7 +11,7 @@ import numpy as np
 CASE = dict(family="logistic", p=40, delta=2.0, kappa=0.5, lam=0.03, n_test=4, reps=1, seed=3)
 SCRIPT = r"""
 import json, sys, jax, numpy as np, sims
-from sims.simulate import validate_sim, run_replicate
+from sims.engine.simulate import validate_sim, run_replicate
 r = run_replicate(validate_sim(**json.loads(sys.argv[1])), 0, keep_influence=True)
 print(json.dumps({"devices": len(jax.devices()),
                   "influence": {k: np.asarray(v).tolist() for k, v in r.influence.items()}}))
@@ -21,7 +21,7 @@ print(json.dumps({"devices": len(jax.devices()),
 def _in_this_process() -> dict:
     import jax
 
-    from sims.simulate import run_replicate, validate_sim
+    from sims.engine.simulate import run_replicate, validate_sim
     r = run_replicate(validate_sim(**CASE), 0, keep_influence=True)
     return {"devices": len(jax.devices()), "influence": {k: np.asarray(v) for k, v in r.influence.items()}}
 

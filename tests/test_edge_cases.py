@@ -76,8 +76,8 @@ def test_mle_limit_is_continuous_in_lam():
 
 def test_poisson_fit_with_large_linear_predictor_is_overflow_safe():
     import jax
-    from sims.data import make_data
-    from sims.fit import check_fit, newton_fit
+    from sims.engine.data import make_data
+    from sims.engine.fit import check_fit, newton_fit
 
     d = make_data(jax.random.PRNGKey(0), family="poisson", n=400, p=20, n_test=1, gamma=1.5, sigma=0.0)
     fit = check_fit(newton_fit(d.X, d.y, 1e-3, family="poisson"), d.X, d.y, 1e-3, "poisson")

@@ -5,10 +5,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from sims.data import make_data
-from sims.estimators import if_ns_influence, projection_matrix, trak_influence
-from sims.fit import check_fit, hessian_inverse, newton_fit
-from sims.loo import exact_loo
+from sims.engine.data import make_data
+from sims.engine.estimators import if_ns_influence, projection_matrix, trak_influence
+from sims.engine.fit import check_fit, hessian_inverse, newton_fit
+from sims.engine.loo import exact_loo
 from theory.errors import EstimatorDoesNotExistError, NotConvergedError
 
 FAMILIES = ["gaussian", "logistic", "poisson"]
@@ -141,7 +141,7 @@ def test_hard_points_fall_back_to_newton_and_still_equal_refits():
 
 def test_corrected_trak_variants_reduce_to_if_and_ns_without_projection():
     """With P = I and lamT = lam: weighted Gram = IF, weighted Gram + ALO factor = NS (exactly)."""
-    from sims.estimators import trak_variants
+    from sims.engine.estimators import trak_variants
 
     lam = 0.3
     d, fit, A = _setup("logistic", lam=lam)
@@ -154,7 +154,7 @@ def test_corrected_trak_variants_reduce_to_if_and_ns_without_projection():
 
 
 def test_corrected_trak_variants_match_direct_numpy_formulas():
-    from sims.estimators import trak_variants
+    from sims.engine.estimators import trak_variants
 
     d, fit, _ = _setup("poisson")
     key, k, M, lt = jax.random.PRNGKey(3), 8, 2, 0.05
@@ -190,7 +190,7 @@ def _kernel_loo_gaussian(X, y, X0, lam):
 def test_near_interpolation_ns_and_loo_are_exact():
     """n < p, lam = 1e-8: H has p - n eigenvalues lam; NS (= LOO for gaussian) and exact LOO
     must still match a well-conditioned brute force (the p x p inverse alone is off by ~25%)."""
-    from sims.estimators import if_ns_influence_kernel
+    from sims.engine.estimators import if_ns_influence_kernel
 
     lam = 1e-8
     d = make_data(jax.random.PRNGKey(0), family="gaussian", n=50, p=100, n_test=3, gamma=1.0, sigma=0.5)
@@ -208,7 +208,7 @@ def test_near_interpolation_ns_and_loo_are_exact():
 def test_kernel_form_of_if_ns_equals_the_hessian_form(family):
     lam = 0.05
     d, fit, A = _setup(family, n=30, p=60, lam=lam)
-    from sims.estimators import if_ns_influence_kernel
+    from sims.engine.estimators import if_ns_influence_kernel
 
     for a, b in zip(if_ns_influence_kernel(d.X, d.X0, fit.g, fit.w, lam),
                     if_ns_influence(d.X, d.X0, fit.g, fit.w, A, d.X @ A)):

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from sims.sweep import run_sweep
+from sims.runs.sweep import run_sweep
 
 SPEC = """
 name = "interrupt"
@@ -33,7 +33,7 @@ STABLE_COLUMNS = ("config_hash", "rep", "estimator", "metric", "value", "se", "n
 # job: a shell starts background jobs with SIGINT ignored, the child inherits that, and Python
 # then leaves SIGINT ignored (the run would complete, exit 0, and the test fail for nothing).
 SLOWED_CLI = ("import signal, sys, time; signal.signal(signal.SIGINT, signal.default_int_handler); "
-              "import sims.sweep as s; compute = s.compute_unit; "
+              "import sims.runs.sweep as s; compute = s.compute_unit; "
               "s.compute_unit = lambda *a: (time.sleep(0.3), compute(*a))[1]; "
               "from sims.cli import main; sys.exit(main(sys.argv[1:]))")
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from sims.metrics import average_ranks, mean_and_se, row_metrics
+from sims.engine.metrics import average_ranks, mean_and_se, row_metrics
 
 
 @pytest.fixture

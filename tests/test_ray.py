@@ -4,8 +4,8 @@ import pytest
 
 ray = pytest.importorskip("ray", reason="the optional extra trak-sim[ray] is not installed")
 
-from sims.store import read_table  # noqa: E402
-from sims.sweep import parse_spec, run_sweep  # noqa: E402
+from sims.runs.store import read_table  # noqa: E402
+from sims.runs.sweep import parse_spec, run_sweep  # noqa: E402
 
 RAW = {"name": "ray", "defaults": {"family": "logistic", "p": 12, "n_test": 2, "reps": 2},
        "grid": {"kappa": [0.25, 0.5]}}

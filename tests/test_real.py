@@ -5,7 +5,7 @@ import pytest
 
 pytest.importorskip("sklearn", reason="the optional extra trak-sim[data] (scikit-learn) is not installed")
 
-from sims.real import DATASETS, load, run_real  # noqa: E402
+from sims.runs.real import DATASETS, load, run_real  # noqa: E402
 from theory.errors import InvalidParameterError  # noqa: E402
 
 

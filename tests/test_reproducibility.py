@@ -20,10 +20,10 @@ def test_same_seed_bit_identical():
 def test_chunk_size_changes_only_rounding():
     import jax
 
-    from sims.data import make_data
-    from sims.fit import hessian_inverse, newton_fit
-    from sims.loo import exact_loo
-    from sims.metrics import row_metrics
+    from sims.engine.data import make_data
+    from sims.engine.fit import hessian_inverse, newton_fit
+    from sims.engine.loo import exact_loo
+    from sims.engine.metrics import row_metrics
 
     d = make_data(jax.random.PRNGKey(5), family="poisson", n=48, p=24, n_test=4, gamma=0.5, sigma=0.0)
     fit = newton_fit(d.X, d.y, 0.1, family="poisson")

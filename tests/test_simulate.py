@@ -84,9 +84,9 @@ def test_lds_equals_a_direct_computation():
     import jax
     from scipy import stats
 
-    from sims.data import make_data
-    from sims.fit import newton_fit
-    from sims.lds import lds, subset_outputs
+    from sims.engine.data import make_data
+    from sims.engine.fit import newton_fit
+    from sims.engine.lds import lds, subset_outputs
 
     d = make_data(jax.random.PRNGKey(0), family="logistic", n=40, p=20, n_test=2, gamma=1.0, sigma=0.0)
     fit = newton_fit(d.X, d.y, 0.2, family="logistic")

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from sims.cli import main
-from sims.store import Store, read_table
-from sims.sweep import load_spec, parse_spec, run_sweep, units
+from sims.runs.store import Store, read_table
+from sims.runs.sweep import load_spec, parse_spec, run_sweep, units
 from theory.errors import InvalidParameterError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -92,17 +92,17 @@ def test_units_of_equal_hash_run_once(tmp_path):
 
 def test_spec_without_anything_to_simulate_is_refused(tmp_path, capsys):
     with pytest.raises(InvalidParameterError, match="nothing to simulate"):
-        load_spec(ROOT / "specs" / "fig_real.toml", preset="quick")
+        load_spec(ROOT / "figures" / "specs" / "fig_real.toml", preset="quick")
     for raw in ({}, {"name": "x", "description": "d"}, {"grid": {}, "defaults": {}},
                 {"presets": {"quick": {"p": 20}}}):
         with pytest.raises(InvalidParameterError, match="nothing to simulate"):
             parse_spec(raw, preset="quick" if "presets" in raw else None)
-    assert main(["sweep", str(ROOT / "specs" / "fig_real.toml"), "--out", str(tmp_path)]) == 2
+    assert main(["sweep", str(ROOT / "figures" / "specs" / "fig_real.toml"), "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip()
     assert "nothing to simulate" in err and "figure" in err and "\n" not in err
     assert not (tmp_path / "points").exists()
-    # a spec with [defaults] only is one configuration (specs/fig_scatter.toml)
-    assert len(load_spec(ROOT / "specs" / "fig_scatter.toml", preset="quick").configs) == 1
+    # a spec with [defaults] only is one configuration (figures/specs/fig_scatter.toml)
+    assert len(load_spec(ROOT / "figures" / "specs" / "fig_scatter.toml", preset="quick").configs) == 1
 
 
 def test_preset_that_is_not_a_table_says_so():

@@ -3,7 +3,7 @@
 Fast suite: 13 configurations at p = 200 (two with the corrected TRAK variants, two with a
 power-law or AR(1) feature covariance). `make validate` (marked slow): the same at p = 400 and
 p = 800, printing the table, and checking that the discrepancy shrinks as p doubles. Tolerance:
-3 Monte-Carlo standard errors plus the finite-size allowance of `sims.compare` (scaled by
+3 Monte-Carlo standard errors plus the finite-size allowance of `sims.runs.compare` (scaled by
 sqrt(400/p)).
 """
 
@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import sims
-from sims.compare import compare, format_comparisons
+from sims.runs.compare import compare, format_comparisons
 
 CONFIGS = {
     "logistic-base": dict(family="logistic", delta=2.0, gamma=1.0, lam=0.1, kappa=0.5, lam_trak=0.0, n_proj=1),

@@ -16,7 +16,7 @@ from theory.fixed_point import solve_fixed_point
 from theory.params import validate_model
 
 SIM = dict(p=10, n_test=2, reps=1)
-simulate_module = importlib.import_module("sims.simulate")   # `sims.simulate` is the function
+simulate_module = importlib.import_module("sims.engine.simulate")   # `sims.simulate` is the function
 
 
 def refused(fn, match, **kwargs):

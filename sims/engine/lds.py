@@ -4,7 +4,7 @@ For J random subsets S_j of the training set (each of size round(alpha n), alpha
 the model is refitted on S_j, giving the actual output f_0(S_j) = x_0^T beta_hat(S_j); an
 attribution tau (one of the (T, n) influence matrices) predicts sum_{i in S_j} tau_i. The LDS of a
 test point is the Spearman correlation across j of prediction and actual output. The refits are
-sample-weighted damped Newton fits warm-started at beta_hat (`sims.fit.newton_fit`), batched with
+sample-weighted damped Newton fits warm-started at beta_hat (`sims.engine.fit.newton_fit`), batched with
 vmap over chunks of subsets; cost J (n p^2 + p^3/3) per Newton step.
 
 No theory is provided: removing half of the training set is not a small perturbation, so the

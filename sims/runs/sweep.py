@@ -1,6 +1,6 @@
 """Declarative parameter sweeps: a TOML spec -> cached, resumable simulation points -> tidy table.
 
-Spec format (every key is a `sims.simulate` parameter; see specs/*.toml):
+Spec format (every key is a `sims.simulate` parameter; see figures/specs/*.toml):
 
     name = "corr_vs_delta"            # optional, default: the file name
     description = "..."               # optional
@@ -19,7 +19,7 @@ Spec format (every key is a `sims.simulate` parameter; see specs/*.toml):
     [theory]                          # optional, read by figure scripts only (dense theory curves)
 
 A spec must say what to simulate: at least one non-empty [defaults], [grid] or [[points]] in
-the file itself (presets only override them). A spec without any, such as specs/fig_real.toml
+the file itself (presets only override them). A spec without any, such as figures/specs/fig_real.toml
 (whose [figure] section is read by its own figure script), is refused rather than silently run
 as the single default configuration. A spec with [defaults] only is one configuration.
 
@@ -33,7 +33,7 @@ reused across points of equal shapes (n, p, k, n_test), so only new shapes compi
 With several JAX devices the local executor runs units side by side, one per device (a thread
 per device, each unit pinned with `jax.default_device`, so its numbers are those of a
 one-device run); a lone unit (or `trak-sim simulate`) instead shards its exact-LOO lanes over
-all devices (`sims.loo`). Only the main thread writes to the store.
+all devices (`sims.engine.loo`). Only the main thread writes to the store.
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ else:  # pragma: no cover
 
 from theory.errors import InvalidParameterError
 
-from .simulate import SimParams, run_replicate, validate_sim
+from ..engine.simulate import SimParams, run_replicate, validate_sim
 from .store import Store, config_hash
 
 SWEEP_KEYS = ("family", "p", "delta", "kappa", "lam", "lam_trak", "gamma", "sigma", "n_proj",

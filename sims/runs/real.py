@@ -23,8 +23,8 @@ import numpy as np
 
 from theory.errors import InvalidParameterError
 
-from .data import Data
-from .fit import check_fit, newton_fit
+from ..engine.data import Data
+from ..engine.fit import check_fit, newton_fit
 
 DATASETS = {
     "breast_cancer": ("logistic", "malignant vs benign tumours (569 x 30)"),
@@ -102,8 +102,8 @@ def run_real(name: str, *, delta: float, kappa: float, lam: float = 0.1, lam_tra
     {"config", "simulation": {est: {metric: {mean, se}}}, "theory": {est: {metric: value}}}."""
     from theory import predict_spectrum
 
-    from .metrics import mean_and_se
-    from .simulate import analyze, replicate_key, validate_sim
+    from ..engine.metrics import mean_and_se
+    from ..engine.simulate import analyze, replicate_key, validate_sim
 
     data = load(name)
     N, p = data.X.shape

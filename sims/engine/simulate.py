@@ -114,7 +114,7 @@ def replicate_memory(*, n: int, p: int, k: int, n_test: int, variants: bool = Fa
     X and X A (n x p each); X_0 and X_0 A (T x p each); H and A = H^{-1} (p x p each); three n x n
     kernel matrices when n < p; TRAK's P, X P and Gram matrix (p x k, n x k, k x k); 8 T x n
     influence matrices (LOO, IF, NS, TRAK and work copies; 16 with variants); the LDS masks
-    (J x n); the exact-LOO lanes (`sims.loo.chunk_size_for`: 6n + 4p + 4T doubles per lane)."""
+    (J x n); the exact-LOO lanes (`sims.engine.loo.chunk_size_for`: 6n + 4p + 4T doubles per lane)."""
     T = n_test
     doubles = (2 * n * p + 2 * T * p + 2 * p * p + (3 * n * n if n < p else 0)
                + p * k + n * k + k * k + (16 if variants else 8) * T * n + lds_subsets * n)
@@ -272,13 +272,13 @@ def simulate(*, family="logistic", p=200, delta=2.0, kappa=0.5, lam=0.1, lam_tra
     points, `reps` independent replicates from `seed`. `design` draws the features with
     Gaussian (default), Rademacher or Student-t (5 d.f.) entries, all with covariance I/p.
     variants=True adds the corrected TRAK estimators trak_lev, trak_w, trak_wlev
-    (`sims.estimators.trak_variants`). lds_subsets = J > 0 adds the linear datamodeling score
+    (`sims.engine.estimators.trak_variants`). lds_subsets = J > 0 adds the linear datamodeling score
     ("lds": Spearman across J random half-subsets of summed attributions and refitted outputs,
-    `sims.lds`) to every estimator, and exact LOO itself as estimator "loo". covariance,
+    `sims.engine.lds`) to every estimator, and exact LOO itself as estimator "loo". covariance,
     cov_param and alignment set the feature spectrum and the alignment of beta* with it
     (`theory.covariance`; default isotropic). Returns {"config", "estimators",
     "diagnostics"}; estimators[e][metric] = {"mean", "se"} for e in ("if", "ns", "trak") and the
-    metrics of `sims.metrics`. Raises InvalidParameterError, EstimatorDoesNotExistError or
+    metrics of `sims.engine.metrics`. Raises InvalidParameterError, EstimatorDoesNotExistError or
     NotConvergedError (all from `theory.errors`).
     """
     sp = validate_sim(family=family, p=p, delta=delta, kappa=kappa, lam=lam, lam_trak=lam_trak,
