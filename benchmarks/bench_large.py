@@ -19,6 +19,9 @@ from sims.engine.data import make_data
 from sims.engine.estimators import if_ns_influence, trak_influence
 from sims.engine.fit import check_fit, hessian_inverse, newton_fit
 from sims.engine.loo import chunk_size_for, exact_loo
+from theory import enable_float64  # noqa: E402
+
+enable_float64()   # the kernels below are called directly
 
 RESULTS = Path(__file__).parent / "results"
 

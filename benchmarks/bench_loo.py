@@ -37,10 +37,12 @@ import jax.numpy as jnp
 import numpy as np
 from scipy.optimize import minimize
 
-import sims  # noqa: F401  (float64)
 from sims.engine.data import make_data
 from sims.engine.fit import check_fit, hessian_inverse, newton_fit
 from sims.engine.loo import exact_loo
+from theory import enable_float64  # noqa: E402
+
+enable_float64()   # the kernels below are called directly
 
 RESULTS = Path(__file__).parent / "results"
 

@@ -31,11 +31,13 @@ EXPECTED = {"n": {"fit": 1, "loo": 2, "ns_if": 1, "trak_m1": 1, "trak_m4": 1},
 CHILD = r"""
 import json, resource, sys, time
 import jax, jax.numpy as jnp, numpy as np
-import sims
 from sims.engine.data import make_data
 from sims.engine.fit import newton_fit, hessian_inverse
 from sims.engine.loo import exact_loo
 from sims.engine.estimators import if_ns_influence, trak_influence
+from theory import enable_float64  # noqa: E402
+
+enable_float64()   # the kernels below are called directly
 kernel, n, p, repeat = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
 lam, k = 0.1, max(1, p // 4)
 d = make_data(jax.random.PRNGKey(0), family="logistic", n=n, p=p, n_test=20, gamma=1.0, sigma=0.0)

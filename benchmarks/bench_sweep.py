@@ -18,6 +18,9 @@ from pathlib import Path
 import jax
 
 from sims.runs.sweep import Spec, load_spec, run_sweep
+from theory import enable_float64  # noqa: E402
+
+enable_float64()   # the kernels below are called directly
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = Path(__file__).parent / "results"

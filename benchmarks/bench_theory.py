@@ -18,6 +18,9 @@ from pathlib import Path
 import numpy as np
 
 from theory import predict, predict_curve
+from theory import enable_float64  # noqa: E402
+
+enable_float64()   # the kernels below are called directly
 
 RESULTS = Path(__file__).parent / "results"
 CASES = {

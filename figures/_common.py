@@ -18,6 +18,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from sims.engine.estimators import REGISTRY, estimator_group  # noqa: E402
+from theory.params import MODEL_KEYS  # noqa: E402
+
 PACKAGE = Path(__file__).resolve().parent
 SPECS = PACKAGE / "specs"
 _CHECKOUT = (PACKAGE.parent / "pyproject.toml").is_file()   # a source checkout, not an install
@@ -45,11 +48,8 @@ def out_dir() -> Path:
 def results_dir() -> Path:
     return Path(OUTPUT["results"] or default_results())
 
-COLORS = {"ns": "#1b9e77", "if": "#d95f02", "trak": "#7570b3", "trak_lev": "#a6761d",
-          "trak_w": "#e7298a", "trak_wlev": "#66a61e", "loo": "#444444"}
-LABELS = {"ns": "NS (ALO)", "if": "IF", "trak": "TRAK", "trak_lev": "TRAK + LOO factor",
-          "trak_w": "TRAK, weighted Gram", "trak_wlev": "TRAK, weighted Gram + ALO factor",
-          "loo": "exact LOO"}
+COLORS = {name: e.color for name, e in REGISTRY.items()}
+LABELS = {name: e.label for name, e in REGISTRY.items()}
 METRIC_LABELS = {"pearson": "Pearson corr. with LOO", "spearman": "Spearman corr. with LOO",
                  "rel_error": "relative error ‖est − LOO‖/‖LOO‖", "scale": "best-fit scale (LOO on est.)",
                  "top_overlap": "top-5% overlap with LOO",
@@ -103,9 +103,7 @@ def log_ticks(ax, ticks, axis="x"):
     target.set_minor_formatter(NullFormatter())
 
 
-MODEL_KEYS = ("family", "delta", "kappa", "lam", "lam_trak", "gamma", "sigma", "n_proj", "projection",
-              "covariance", "cov_param", "alignment")
-VARIANTS = ("trak_lev", "trak_w", "trak_wlev")
+VARIANTS = estimator_group("variant")
 
 
 def model_of(config: dict) -> dict:

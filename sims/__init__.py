@@ -1,7 +1,5 @@
 """Simulation engine: exact LOO, ALO (Newton step), IF and TRAK for ridge GLMs, in JAX."""
 
-import theory  # noqa: F401  (enables float64 before any array is created)
-
 from .engine.simulate import (ESTIMATORS, VARIANTS, SimParams, aggregate, run_replicate,  # noqa: E402
                        simulate, validate_sim)
 

@@ -48,43 +48,34 @@ def _float(text: str) -> float:
     return value
 
 
+def add_param_arguments(group, params, skip=()) -> None:
+    """One option per declared parameter (`theory.params.Param`): --name-with-dashes, its type,
+    choices, default and help; booleans are flags."""
+    for prm in params:
+        if prm.name in skip:
+            continue
+        help_text = prm.help + ("" if prm.type is bool or "(default" in prm.help else " (default: %(default)s)")
+        if prm.type is bool:
+            group.add_argument(prm.option, action="store_true", help=help_text)
+        else:
+            kind = {int: _int, float: _float, str: str}[prm.type]
+            group.add_argument(prm.option, type=kind, default=prm.default, choices=prm.choices, help=help_text)
+
+
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
-    """Options of the proportional-regime model (names match the Python API)."""
-    g = parser.add_argument_group("model (DESIGN.md §2)")
-    g.add_argument("--family", default="logistic", choices=("gaussian", "logistic", "poisson"),
-                   help="GLM family (default: %(default)s)")
-    g.add_argument("--delta", type=_float, default=2.0, help="n/p, samples per parameter (default: %(default)s)")
-    g.add_argument("--kappa", type=_float, default=0.5,
-                   help="k/p, projection size per parameter, 0 < kappa <= 1 (default: %(default)s)")
-    g.add_argument("--lam", type=_float, default=0.1, help="ridge penalty of the fit, >= 0 (default: %(default)s)")
-    g.add_argument("--lam-trak", type=_float, default=0.0,
-                   help="ridge added to TRAK's Gram matrix P^T X^T X P, >= 0 (default: %(default)s)")
-    g.add_argument("--gamma", type=_float, default=1.0,
-                   help="signal strength: beta* ~ N(0, gamma^2 I) (default: %(default)s)")
-    g.add_argument("--sigma", type=_float, default=0.5,
-                   help="noise s.d. of the gaussian family (default: %(default)s)")
-    g.add_argument("--n-proj", type=_int, default=1,
-                   help="M, number of independent projections averaged by TRAK (default: %(default)s)")
-    g.add_argument("--covariance", default="isotropic", choices=("isotropic", "power", "spiked", "ar1"),
-                   help="feature spectrum: isotropic, power law s_j ~ j^-a, three spikes, AR(1) "
-                        "(default: %(default)s)")
-    g.add_argument("--cov-param", type=_float, default=0.0,
-                   help="its parameter: decay exponent a, spike size, or AR(1) rho (default: %(default)s)")
-    g.add_argument("--alignment", type=_float, default=0.0,
-                   help="alignment of beta* with the spectrum: theta_j ~ s_j^alignment (default: %(default)s)")
-    g.add_argument("--variants", action="store_true",
-                   help="also the corrected TRAK estimators: trak_w (Hessian-weighted Gram), trak_lev "
-                        "(leave-one-out factor in the projected space), trak_wlev (both)")
-    g.add_argument("--projection", default="gaussian", choices=("gaussian", "rademacher", "identity"),
-                   help="entries of P: N(0,1/k), +-1/sqrt(k), or P = I (no projection; kappa = 1) "
-                        "(default: %(default)s)")
+    """Options of the proportional-regime model (`theory.params.MODEL_PARAMS`) and --variants."""
+    from sims.engine.params import SIM_PARAMS
+    from theory.params import MODEL_PARAMS
+
+    g = parser.add_argument_group("model (docs/conventions.md)")
+    add_param_arguments(g, MODEL_PARAMS)
+    add_param_arguments(g, [prm for prm in SIM_PARAMS if prm.name == "variants"])
 
 
 def model_kwargs(args) -> dict:
-    return dict(family=args.family, delta=args.delta, kappa=args.kappa, lam=args.lam,
-                lam_trak=args.lam_trak, gamma=args.gamma, sigma=args.sigma, n_proj=args.n_proj,
-                projection=args.projection, variants=args.variants, covariance=args.covariance,
-                cov_param=args.cov_param, alignment=args.alignment)
+    from theory.params import MODEL_KEYS
+
+    return {**{k: getattr(args, k) for k in MODEL_KEYS}, "variants": args.variants}
 
 
 # ------------------------------------------------------------------------------------ predict
@@ -109,6 +100,12 @@ def _run_predict(args) -> int:
     return 0
 
 
+def _describe_sigma(c: dict) -> str:
+    from theory.families import get_family
+
+    return f" sigma={c['sigma']:g}" if get_family(c["family"]).uses_sigma else ""
+
+
 def _describe_covariance(c: dict) -> str:
     if c.get("covariance", "isotropic") == "isotropic":
         return ""
@@ -119,8 +116,7 @@ def format_prediction(result: dict) -> str:
     c, k = result["config"], result["constants"]
     proj = "P = I" if c["projection"] == "identity" else f"kappa={c['kappa']:g} ({c['projection']}) M={c['n_proj']}"
     lines = [f"{c['family']}: delta={c['delta']:g} lam={c['lam']:g} gamma={c['gamma']:g}"
-             + (f" sigma={c['sigma']:g}" if c["family"] == "gaussian" else "")
-             + f" | TRAK: {proj} lam_trak={c['lam_trak']:g}" + _describe_covariance(c),
+             + _describe_sigma(c) + f" | TRAK: {proj} lam_trak={c['lam_trak']:g}" + _describe_covariance(c),
              "estimator  " + "".join(f"{m:>11s}" for m in ("pearson", "spearman", "rel_error", "scale"))]
     for name, row in result["estimators"].items():
         lines.append(f"{name.upper():<11s}" + "".join(f"{row[m]:11.4f}" for m in ("pearson", "spearman", "rel_error", "scale")))
@@ -141,19 +137,9 @@ def _add_simulate(sub) -> None:
                     "overlap with LOO (mean ± standard error over test points and replicates).")
     add_model_arguments(p)
     g = p.add_argument_group("simulation")
-    g.add_argument("--p", type=_int, default=200, help="number of features; n = round(delta p) (default: %(default)s)")
-    g.add_argument("--n-test", type=_int, default=20, help="test points per replicate (default: %(default)s)")
-    g.add_argument("--reps", type=_int, default=2, help="independent replicates (default: %(default)s)")
-    g.add_argument("--seed", type=_int, default=0, help="integer seed of all randomness (default: %(default)s)")
-    g.add_argument("--design", default="gaussian", choices=("gaussian", "rademacher", "student_t"),
-                   help="entries of the features (covariance I/p): Gaussian, +-1, or Student-t with 5 "
-                        "d.f. (heavy tails); the theory assumes Gaussian (default: %(default)s)")
-    g.add_argument("--top-m", type=_int, default=None, help="m of the top-m overlap (default: 5%% of n)")
-    g.add_argument("--lds-subsets", type=_int, default=0,
-                   help="J > 0 adds the linear datamodeling score over J random half-subsets (J refits "
-                        "per replicate; 0 = off) (default: %(default)s)")
-    g.add_argument("--tol", type=_float, default=1e-10,
-                   help="relative gradient tolerance of every exact-LOO refit (default: %(default)s)")
+    from sims.engine.params import SIM_PARAMS
+
+    add_param_arguments(g, SIM_PARAMS, skip=("variants",))
     g.add_argument("--memory-mb", type=_int, default=512,
                    help="memory budget of one exact-LOO chunk, in MiB (default: %(default)s)")
     p.add_argument("--json", action="store_true", help="print machine-readable JSON on stdout")
@@ -166,9 +152,9 @@ def _run_simulate(args) -> int:
 
     if args.memory_mb < 1:
         raise InvalidParameterError(f"memory_mb must be >= 1, got {args.memory_mb}.")
-    result = simulate(**model_kwargs(args), p=args.p, n_test=args.n_test, reps=args.reps,
-                      seed=args.seed, top_m=args.top_m, tol=args.tol, design=args.design,
-                      lds_subsets=args.lds_subsets,
+    from sims.engine.params import SIM_KEYS
+
+    result = simulate(**model_kwargs(args), **{k: getattr(args, k) for k in SIM_KEYS if k != "variants"},
                       memory_budget=args.memory_mb * 2**20,
                       progress=not (args.no_progress or args.json))
     print(json.dumps(result, indent=2) if args.json else format_simulation(result))
@@ -184,7 +170,7 @@ def format_simulation(result: dict) -> str:
     c, d = result["config"], result["diagnostics"]
     proj = "P = I" if c["projection"] == "identity" else f"k={c['k']} ({c['projection']}) M={c['n_proj']}"
     head = (f"{c['family']}: p={c['p']} n={c['n']} delta={c['delta']:g} lam={c['lam']:g} "
-            f"gamma={c['gamma']:g}" + (f" sigma={c['sigma']:g}" if c["family"] == "gaussian" else "")
+            f"gamma={c['gamma']:g}" + _describe_sigma(c)
             + f" | TRAK: {proj} lam_trak={c['lam_trak']:g}"
             + f" | {c['reps']} rep x {c['n_test']} test points, seed {c['seed']}" + _describe_covariance(c)
             + (f" | {c['design']} features" if c.get("design", "gaussian") != "gaussian" else ""))
@@ -238,6 +224,7 @@ def _run_sweep(args) -> int:
 
 # ------------------------------------------------------------------------------------ compare
 def _add_compare(sub) -> None:
+    from sims.engine.estimators import PREDICTED
     from sims.runs.compare import default_allowance_text
 
     p = sub.add_parser(
@@ -250,7 +237,7 @@ def _add_compare(sub) -> None:
     p.add_argument("--allowance", type=_float, default=None,
                    help="finite-size allowance at p = 400 for every metric (for scale, as a fraction of "
                         f"the prediction) (default: {default_allowance_text().replace('%', '%%')})")
-    p.add_argument("--estimators", default="if,ns,trak,trak_lev,trak_w,trak_wlev",
+    p.add_argument("--estimators", default=",".join(PREDICTED),
                    help="comma-separated; variants are compared where simulated (default: %(default)s)")
     p.add_argument("--metrics", default="pearson,spearman,rel_error,scale", help="comma-separated (default: %(default)s)")
     p.add_argument("--json", action="store_true", help="print the comparisons as JSON on stdout")
@@ -350,6 +337,9 @@ SUBCOMMANDS = [_add_predict, _add_simulate, _add_sweep, _add_compare, _add_figur
 
 
 def main(argv=None) -> int:
+    from theory.numerics import enable_float64
+
+    enable_float64()
     parser = build_parser()
     try:
         args = parser.parse_args(argv)

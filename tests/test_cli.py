@@ -28,7 +28,7 @@ def test_simulate_table_is_human_readable(capsys):
     ["simulate", "--p", "abc"],
     ["simulate", "--kappa", "2"],
     ["simulate", "--lam", "inf"],
-    ["simulate", "--family", "probit"],
+    ["simulate", "--family", "cauchy"],
     ["simulate", "--n-proj", "0"],
     ["simulate", "--unknown-flag"],
     ["simulate", "--projection", "identity", "--kappa", "0.3"],

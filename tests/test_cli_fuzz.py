@@ -45,7 +45,7 @@ SIMULATE_BAD = {
     "--memory-mb": ["0", "-5"],
 }
 SIMULATE_N_PROJ_BAD = ["10001"]                 # simulation: at most 10^4 projections
-CHOICES = {"--family": ["probit", "", "LOGIT", "1"], "--projection": ["sparse", "none", ""],
+CHOICES = {"--family": ["cauchy", "", "LOGIT", "1"], "--projection": ["sparse", "none", ""],
            "--covariance": ["toeplitz", "", "Isotropic"]}
 SIMULATE_CHOICES = {"--design": ["normal", "", "t"]}
 
@@ -154,7 +154,7 @@ TABLES = {
     "value_not_a_number.csv": _table([{**ROW, "value": "high"}]),
     "kappa_out_of_range.csv": _table([{**ROW, "kappa": "5"}]),
     "delta_huge.csv": _table([{**ROW, "delta": "1e300"}]),
-    "family_unknown.csv": _table([{**ROW, "family": "probit"}]),
+    "family_unknown.csv": _table([{**ROW, "family": "cauchy"}]),
     "covariance_unknown.csv": _table([{**ROW, "covariance": "toeplitz"}]),
     "estimator_unknown.csv": _table([{**ROW, "estimator": "foo"}]),
     "metric_unknown.csv": _table([{**ROW, "metric": "auc"}]),

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 import sims
 import theory
 from theory.errors import EstimatorDoesNotExistError, InvalidParameterError, NotConvergedError, TrakSimError
+from theory.families import FAMILIES
 
 SETTINGS = dict(deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
 
@@ -23,7 +24,7 @@ def examples(fast: int, slow: int):
 
 # A few shapes only, so that jit compilations are shared between examples.
 valid_sim = st.fixed_dictionaries({
-    "family": st.sampled_from(["gaussian", "logistic", "poisson"]),
+    "family": st.sampled_from(sorted(FAMILIES)),
     "p": st.sampled_from([12, 20]),
     "delta": st.sampled_from([0.5, 2.0]),
     "kappa": st.sampled_from([0.25, 1.0]),
@@ -56,7 +57,7 @@ def _check_valid_simulation(cfg):
 
 
 valid_model = st.fixed_dictionaries({
-    "family": st.sampled_from(["gaussian", "logistic", "poisson"]),
+    "family": st.sampled_from(sorted(FAMILIES)),
     "delta": st.floats(0.3, 6.0),
     "kappa": st.floats(0.02, 1.0),
     "lam": st.floats(1e-3, 10.0),
@@ -114,11 +115,11 @@ def _check_generous_agreement(cfg):
 
 # ----------------------------------------------------------------- the full documented space
 # theory.params.validate_model: delta in [1e-3, 1e6], kappa in [1e-6, 1], lam and lam_trak 0 or in
-# [1e-8, 1e8], gamma and sigma up to 1e6 (logistic gamma <= 20, poisson <= 1.5), n_proj up to
+# [1e-8, 1e8], gamma and sigma up to 1e6 (logistic gamma <= 20, probit <= 10, poisson <= 1.5), n_proj up to
 # 10^12, projection identity, non-isotropic covariance, variants; plus the cross-parameter rules.
 # gamma takes a few values per family only: each value compiles its own quadrature (gamma = 0 with a
 # non-isotropic covariance has its own test at the end of the file).
-GAMMAS = {"gaussian": (0.0, 1.0, 1e6), "logistic": (20.0, 1.0), "poisson": (1.5, 1.0)}
+GAMMAS = {"gaussian": (0.0, 1.0, 1e6), "logistic": (20.0, 1.0), "poisson": (1.5, 1.0), "probit": (10.0, 1.0)}
 SIGMAS = (0.0, 0.5, 1e6)
 COV_PARAMS = {"power": st.floats(0.0, 3.0), "spiked": st.floats(0.0, 1000.0), "ar1": st.floats(0.0, 0.99)}
 
@@ -245,7 +246,7 @@ def beyond(lo=None, hi=None):
 
 # Bad values of each parameter, alone (every other parameter at its default), for predict and simulate.
 BAD_MODEL = {
-    "family": st.sampled_from([3, "probit", None, "", "gauss", True]),
+    "family": st.sampled_from([3, "cauchy", None, "", "gauss", True]),
     "delta": st.one_of(beyond(lo=1e-3, hi=1e6), st.sampled_from([0, -1.0] + HUGE)),
     "kappa": st.one_of(beyond(lo=1e-6, hi=1.0), st.sampled_from([0, 1e-300, -1e300, 1e300])),
     "lam": st.one_of(beyond(lo=0.0, hi=1e8), st.floats(1e-300, 1e-8, exclude_max=True), st.sampled_from(HUGE)),
@@ -272,6 +273,7 @@ CROSS = [
     st.builds(lambda d: dict(family="gaussian", sigma=0.0, lam=0.0, delta=d), st.floats(1.01, 1e6)),
     st.builds(lambda g: dict(family="logistic", gamma=g), st.floats(20.0, 1e6, exclude_min=True)),
     st.builds(lambda g: dict(family="poisson", gamma=g), st.floats(1.5, 1e6, exclude_min=True)),
+    st.builds(lambda g: dict(family="probit", gamma=g), st.floats(10.0, 1e6, exclude_min=True)),
     st.builds(lambda c: dict(covariance="ar1", cov_param=c), st.floats(1.0, 1e300)),
     st.builds(lambda c: dict(covariance="power", cov_param=c), st.floats(3.0, 1e300, exclude_min=True)),
     st.builds(lambda c: dict(covariance="spiked", cov_param=c), st.floats(1000.0, 1e300, exclude_min=True)),

@@ -54,7 +54,7 @@ def test_different_seeds_differ(small_result):
     (dict(kappa=0.0), "kappa must be > 0"),
     (dict(lam=-1.0), "lam must be >= 0"),
     (dict(lam=float("nan")), "lam must be finite"),
-    (dict(family="probit"), "family must be one of"),
+    (dict(family="cauchy"), "family must be one of"),
     (dict(projection="sparse"), "projection must be one of"),
     (dict(n_proj=0), "n_proj must be >= 1"),
     (dict(delta=-2.0), "delta must be > 0"),

@@ -6,18 +6,19 @@ import pytest
 
 import theory
 from theory.errors import EstimatorDoesNotExistError
-from theory.fixed_point import (_newton, _start, gaussian_fixed_point, logistic_separability_threshold,
-                                solve_fixed_point)
+from theory.families import get_family
+from theory.fixed_point import _newton, _start, gaussian_fixed_point, solve_fixed_point
 from theory.glm_law import atoms, law_grid
+from theory.solvers import Status
 from theory.traces import effective_ridge, kernel_traces, mp_b, mp_s2
 
 
 def test_gaussian_fixed_point_by_quadrature_equals_closed_form():
     delta, lam, gamma, sigma = 2.0, 0.1, 1.0, 0.5
     closed = gaussian_fixed_point(delta, lam, gamma, sigma)
-    x, res = _newton(jnp.asarray(_start("gaussian", delta, lam, gamma)), law_grid("gaussian", gamma, sigma, 30),
+    x, res, status = _newton(jnp.asarray(_start("gaussian", delta, lam, gamma)), law_grid("gaussian", gamma, sigma, 30),
                      delta, lam, family="gaussian")
-    assert float(res) < 1e-12
+    assert float(res) < 1e-12 and int(status) == Status.CONVERGED
     np.testing.assert_allclose([np.exp(x[0]), x[1] * gamma, np.exp(x[2])],
                                [closed.c, closed.m, closed.r], rtol=1e-10)
 
@@ -53,7 +54,7 @@ def test_quadrature_is_converged_in_the_number_of_nodes():
 
 
 def test_separability_boundary_matches_candes_sur_values():
-    got = [logistic_separability_threshold(g) for g in (0.0, 1.0, 2.0, 3.0, 5.0)]
+    got = [get_family("logistic").separability(g) for g in (0.0, 1.0, 2.0, 3.0, 5.0)]
     np.testing.assert_allclose(got, [2.0, 2.28, 2.90, 3.67, 5.40], atol=0.006)
 
 

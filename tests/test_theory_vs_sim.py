@@ -1,7 +1,7 @@
 """Theory against simulation (exact LOO) across families, n/p, k/p, lam, M and projections.
 
-Fast suite: 13 configurations at p = 200 (two with the corrected TRAK variants, two with a
-power-law or AR(1) feature covariance). `make validate` (marked slow): the same at p = 400 and
+Fast suite: 15 configurations at p = 200 (three with the corrected TRAK variants, two with a
+power-law or AR(1) feature covariance; two of the probit family). `make validate` (marked slow): the same at p = 400 and
 p = 800, printing the table, and checking that the discrepancy shrinks as p doubles. Tolerance:
 3 Monte-Carlo standard errors plus the finite-size allowance of `sims.runs.compare` (scaled by
 sqrt(400/p)).
@@ -35,6 +35,9 @@ CONFIGS = {
                                 n_proj=2, variants=True),
     "logistic-powerlaw": dict(family="logistic", delta=2.0, gamma=1.0, lam=0.1, kappa=0.1, lam_trak=0.0,
                               n_proj=1, covariance="power", cov_param=1.0, alignment=1.0),
+    "probit-base": dict(family="probit", delta=2.0, gamma=1.0, lam=0.1, kappa=0.5, lam_trak=0.0, n_proj=1),
+    "probit-variants": dict(family="probit", delta=1.5, gamma=1.0, lam=0.3, kappa=0.5, lam_trak=0.05, n_proj=1,
+                            variants=True),
     "gaussian-ar1": dict(family="gaussian", delta=1.0, gamma=1.0, sigma=0.5, lam=0.3, kappa=0.25, lam_trak=0.1,
                          n_proj=2, covariance="ar1", cov_param=0.7),
 }

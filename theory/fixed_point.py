@@ -19,7 +19,7 @@ The gaussian family has the closed form (Marchenko–Pastur) of `gaussian_fixed_
 
 from __future__ import annotations
 
-from functools import lru_cache, partial
+from functools import partial
 from typing import NamedTuple
 
 import jax
@@ -27,7 +27,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from .errors import EstimatorDoesNotExistError, NotConvergedError
+from .families import get_family
 from .glm_law import DEFAULT_NODES, atoms, quadrature
+from .solvers import damped_newton_root
 from .traces import mp_b
 
 TOL = 1e-12
@@ -68,45 +70,14 @@ def _residual(x, grid, family, delta, lam):
 
 @partial(jax.jit, static_argnames=("family",))
 def _newton(x0, grid, delta, lam, *, family):
+    """(x, max|F|, status) of `solvers.damped_newton_root` on (F1)-(F3)."""
     F = partial(_residual, grid=grid, family=family, delta=delta, lam=lam)
-
-    def cond(state):
-        x, R, it = state
-        res = jnp.max(jnp.abs(R))
-        return (res > TOL) & (it < MAX_NEWTON) & jnp.isfinite(res)
-
-    def body(state):
-        x, R, it = state
-        res = jnp.max(jnp.abs(R))
-        J = jax.jacfwd(F)(x)
-        dx = jnp.linalg.solve(J, -R)
-        dx = jnp.where(jnp.all(jnp.isfinite(dx)), dx, jnp.zeros_like(dx))
-        dx = dx * jnp.minimum(1.0, 2.0 / jnp.max(jnp.abs(dx)))   # trust region: |step| <= 2
-
-        def trial(t):
-            R_new = F(x + t * dx)
-            return R_new, jnp.nan_to_num(jnp.max(jnp.abs(R_new)), nan=jnp.inf)
-
-        def ls_cond(ls):
-            t, _, val = ls
-            return (~(val <= (1.0 - 1e-4 * t) * res)) & (t > 1.0 / 1024)
-
-        def ls_body(ls):
-            t = 0.5 * ls[0]
-            return (t, *trial(t))
-
-        t, R_new, val = jax.lax.while_loop(ls_cond, ls_body, (1.0, *trial(1.0)))
-        ok = val < res
-        return (jnp.where(ok, x + t * dx, x), jnp.where(ok, R_new, R),
-                jnp.where(ok, it + 1, MAX_NEWTON))
-
-    x, R, it = jax.lax.while_loop(cond, body, (x0, F(x0), 0))
-    return x, jnp.max(jnp.abs(R))
+    return damped_newton_root(F, x0, tol=TOL, max_steps=MAX_NEWTON)
 
 
 def _start(family, delta, lam, gamma):
     """Heuristic start: the gaussian fixed point at the curvature scale of the family."""
-    wbar = {"logistic": 0.2, "poisson": float(np.exp(gamma**2 / 2))}.get(family, 1.0)
+    wbar = get_family(family).curvature(gamma)
     lam_eff = max(lam, 1e-3) / wbar
     c = float(mp_b(lam_eff, delta)) / wbar
     a = gamma * 0.5
@@ -118,35 +89,10 @@ def _start_shrunk(family, delta, lam, gamma):
     """`_start` with the overlap of the gaussian fixed point, a = gamma (1 - lam_eff b(lam_eff)),
     which goes to 0 like 1/lam (the start a = gamma/2 is far off for strong ridges)."""
     x = _start(family, delta, lam, gamma)
-    wbar = {"logistic": 0.2, "poisson": float(np.exp(gamma**2 / 2))}.get(family, 1.0)
+    wbar = get_family(family).curvature(gamma)
     lam_eff = max(lam, 1e-3) / wbar
     x[1] = gamma * (1.0 - lam_eff * float(mp_b(lam_eff, delta)))
     return x
-
-
-@lru_cache(maxsize=128)
-def logistic_separability_threshold(gamma: float, nodes: int = 200) -> float:
-    """delta_sep(gamma) = 1/h(gamma), h = min_t E[(t Y V - Z)_+^2] (Candès & Sur, no intercept).
-
-    V, Z iid N(0,1), Y = +-1 with P(Y = 1 | V) = sigmoid(gamma V). Logistic data are linearly
-    separable w.h.p. iff delta = n/p < delta_sep; E[(u - Z)_+^2] = (u^2 + 1) Phi(u) + u phi(u).
-    """
-    from scipy.optimize import minimize_scalar
-    from scipy.special import expit
-    from scipy.stats import norm
-
-    x, w = np.polynomial.hermite_e.hermegauss(nodes)
-    w = w / w.sum()
-    p_pos = expit(gamma * x)
-
-    def h(t):
-        total = 0.0
-        for u, prob in ((t * x, p_pos), (-t * x, 1.0 - p_pos)):
-            total += np.sum(w * prob * ((u * u + 1.0) * norm.cdf(u) + u * norm.pdf(u)))
-        return total
-
-    res = minimize_scalar(h, bounds=(-50.0, 50.0), method="bounded", options=dict(xatol=1e-12))
-    return 1.0 / min(res.fun, h(0.0))
 
 
 def _continuation(attempt, family, delta, lam, gamma):
@@ -184,20 +130,21 @@ def _solve_fixed_point(family, delta, lam, gamma, sigma, nodes, x0):
         if delta <= 1.0:
             raise EstimatorDoesNotExistError(
                 f"with lam = 0 the estimator needs n > p (delta > 1), got delta = {delta:g}.")
-        if family == "logistic":
-            d_sep = logistic_separability_threshold(gamma)
+        fam = get_family(family)
+        if fam.separability is not None:
+            d_sep = fam.separability(gamma)
             if delta <= d_sep:
                 raise EstimatorDoesNotExistError(
-                    f"with lam = 0 the logistic MLE does not exist: the data are separable for "
+                    f"with lam = 0 the {family} MLE does not exist: the data are separable for "
                     f"delta <= {d_sep:.4f} at gamma = {gamma:g} (Candès–Sur), got delta = {delta:g}.")
-    if family == "gaussian":
+    if get_family(family).quadratic:
         fp = gaussian_fixed_point(delta, lam, gamma, sigma)
         fp = FixedPoint(*(float(v) for v in fp))
         return fp, np.array([np.log(fp.c), fp.m / gamma if gamma > 0 else 0.0, np.log(fp.r)])
     grid = quadrature(family, gamma, sigma, nodes)
 
     def attempt(x, lam_):
-        x, res = _newton(jnp.asarray(x), grid, delta, lam_, family=family)
+        x, res, _ = _newton(jnp.asarray(x), grid, delta, lam_, family=family)
         return np.asarray(x), float(res)
 
     x, res = attempt(_start(family, delta, lam, gamma) if x0 is None else x0, lam)

@@ -47,8 +47,10 @@ import numpy as np
 from scipy.optimize import brentq
 
 from .errors import NotConvergedError
+from .families import get_family
 from .fixed_point import FixedPoint, solve_fixed_point
 from .glm_law import DEFAULT_NODES, atoms, quadrature
+from .solvers import damped_newton_root
 
 TOL = 1e-12
 
@@ -71,34 +73,9 @@ def _residual(x, s, theta, family, grid, delta, lam, gamma):
 
 @partial(jax.jit, static_argnames=("family",))
 def _newton(x0, grid, s, theta, delta, lam, gamma, *, family):
+    """(x, max|F|, status) of `solvers.damped_newton_root` on (G1)-(G3)."""
     F = partial(_residual, s=s, theta=theta, family=family, grid=grid, delta=delta, lam=lam, gamma=gamma)
-
-    def cond(state):
-        _, R, it = state
-        res = jnp.max(jnp.abs(R))
-        return (res > TOL) & (it < 60) & jnp.isfinite(res)
-
-    def body(state):
-        x, R, it = state
-        res = jnp.max(jnp.abs(R))
-        dx = jnp.linalg.solve(jax.jacfwd(F)(x), -R)
-        dx = jnp.where(jnp.all(jnp.isfinite(dx)), dx, jnp.zeros_like(dx))
-        dx = dx * jnp.minimum(1.0, 2.0 / jnp.max(jnp.abs(dx)))
-
-        def trial(t):
-            R_new = F(x + t * dx)
-            return R_new, jnp.nan_to_num(jnp.max(jnp.abs(R_new)), nan=jnp.inf)
-
-        def ls_cond(ls):
-            return (~(ls[2] <= (1.0 - 1e-4 * ls[0]) * res)) & (ls[0] > 1.0 / 1024)
-
-        t, R_new, val = jax.lax.while_loop(ls_cond, lambda ls: (0.5 * ls[0], *trial(0.5 * ls[0])),
-                                           (1.0, *trial(1.0)))
-        ok = val < res
-        return jnp.where(ok, x + t * dx, x), jnp.where(ok, R_new, R), jnp.where(ok, it + 1, 60)
-
-    x, R, _ = jax.lax.while_loop(cond, body, (x0, F(x0), 0))
-    return x, jnp.max(jnp.abs(R))
+    return damped_newton_root(F, x0, tol=TOL, max_steps=60)
 
 
 def _gaussian_fixed_point(s, theta, delta, lam, gamma, sigma):
@@ -125,15 +102,15 @@ def solve_fixed_point_general(family, s, theta, delta, lam, gamma, sigma, nodes=
     s_t = 1 + t(s - 1) (theta likewise, renormalized) from t = 0 to 1.
     """
     s, theta = np.asarray(s, float), np.asarray(theta, float)
-    if family == "gaussian":
+    if get_family(family).quadratic:
         fp, e_g2 = _gaussian_fixed_point(s, theta, delta, lam, gamma, sigma)
         return fp, np.array([np.log(fp.c), fp.m / gamma if gamma > 0 else 0.0, np.log(max(fp.r, 1e-300))]), e_g2
     grid = quadrature(family, gamma, sigma, nodes)
     _, x_iso = solve_fixed_point(family, delta, lam, gamma, sigma, nodes=nodes)
 
     def attempt(x, s_t, th_t):
-        x, res = _newton(jnp.asarray(x), grid, jnp.asarray(s_t), jnp.asarray(th_t), delta, lam, gamma,
-                         family=family)
+        x, res, _ = _newton(jnp.asarray(x), grid, jnp.asarray(s_t), jnp.asarray(th_t), delta, lam, gamma,
+                            family=family)
         return np.asarray(x), float(res)
 
     x, res = attempt(x_iso, s, theta)

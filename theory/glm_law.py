@@ -5,8 +5,9 @@ the cavity field z = x^T beta_hat_{-i} = a nu + r xi (a = m / gamma, m = <beta*,
 eta = prox_{c l(y, .)}(z) = x^T beta_hat, g = l'(y, eta), w = l''(y, eta).
 
 Expectations E[f(nu, y, g, w)] are tensor Gauss–Hermite sums over (nu, xi) times the law of y | s:
-exact for logistic ({0, 1}), an exact pmf window for poisson (the window of y values around e^s
-that carries all but ~1e-15 of the mass), Gauss–Hermite in the noise for gaussian.
+the family's `response_table`: exact for the binary families ({0, 1}), an exact pmf window for
+poisson (the y values around e^s that carry all but ~1e-15 of the mass), Gauss–Hermite in the
+noise for gaussian.
 """
 
 from __future__ import annotations
@@ -17,8 +18,6 @@ from functools import lru_cache, partial
 import jax
 import jax.numpy as jnp
 import numpy as np
-from scipy import stats
-
 from .families import get_family
 
 DEFAULT_NODES = 40
@@ -58,17 +57,7 @@ def law_grid(family: str, gamma: float, sigma: float, nodes: int = DEFAULT_NODES
 
 def _law_grid(fam, gamma, sigma, nodes):
     x, wx = _hermite(nodes)
-    s = gamma * x
-    if fam.name == "logistic":
-        y, py = (np.asarray(a) for a in fam.response_law(s, sigma, 2))
-    elif fam.name == "gaussian":
-        y, py = (np.asarray(a) for a in fam.response_law(s, sigma, nodes if sigma > 0 else 1))
-    else:   # poisson: per s node, the window of y values carrying all but ~1e-15 of the pmf
-        mu = np.exp(s)
-        lo = stats.poisson.ppf(1e-15, mu)
-        width = int((stats.poisson.isf(1e-15, mu) - lo).max()) + 1
-        y = lo[:, None] + np.arange(width)[None, :]
-        py = stats.poisson.pmf(y, mu[:, None])
+    y, py = fam.response_table(gamma * x, sigma, nodes)   # one row of y values per nu node
     pair_w = wx[:, None] * py                        # (nu node, y value) pairs
     keep = pair_w > _PRUNE * pair_w.max()            # each dropped pair weighs < 1e-15
     nu_k, y_k, w_k = np.broadcast_to(x[:, None], y.shape)[keep], y[keep], pair_w[keep]
@@ -91,9 +80,12 @@ def _bucket(n: int) -> int:
 
 
 def quadrature(family: str, gamma: float, sigma: float, nodes: int = DEFAULT_NODES):
-    """The grid argument of the compiled theory functions: `law_grid` for logistic and poisson
-    (sigma plays no role there), None for gaussian (closed form, `gaussian_atoms`)."""
-    return None if family == "gaussian" else law_grid(family, float(gamma), 0.0, int(nodes))
+    """The grid argument of the compiled theory functions: `law_grid` (sigma plays no role for the
+    families without a noise level), None for a quadratic family (closed form, `gaussian_atoms`)."""
+    fam = get_family(family)
+    if fam.quadratic:
+        return None
+    return law_grid(fam.name, float(gamma), float(sigma) if fam.uses_sigma else 0.0, int(nodes))
 
 
 def atoms(grid: LawGrid, family: str, c, a, r):

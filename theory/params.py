@@ -1,7 +1,9 @@
-"""Validation of the model parameters shared by `theory.predict` and `sims.simulate`.
+"""The model parameters shared by `theory.predict` and `sims.simulate`: their declaration
+(`MODEL_PARAMS`: name, type, default, help, choices) and their validation (`validate_model`).
 
-One home for the rules (DESIGN.md §2 names): every check raises `InvalidParameterError` with one
-sentence naming the parameter, its value and the valid range.
+One home: the CLI options and their help, the sweep keys, the store's columns and the figures'
+model keys all derive from `MODEL_PARAMS` (names of docs/conventions.md). Every check raises
+`InvalidParameterError` with one sentence naming the parameter, its value and the valid range.
 """
 
 from __future__ import annotations
@@ -12,9 +14,8 @@ from dataclasses import asdict, dataclass
 
 from .errors import InvalidParameterError
 from .covariance import COVARIANCES
-from .families import get_family
+from .families import FAMILIES, get_family
 
-PROJECTIONS = ("gaussian", "rademacher", "identity")
 
 # Magnitude bounds (docs/reliability.md). With ||x_i||^2 ~ 1 the Hessian and Gram eigenvalues are of
 # order 1 to delta, so a positive ridge below RIDGE_MIN (~ sqrt of float64 epsilon) is lost in
@@ -85,8 +86,46 @@ def check_choice(name, value, choices) -> str:
 
 
 @dataclass(frozen=True)
+class Param:
+    """Declaration of one parameter: its name (the Python keyword; the CLI option is --name with
+    dashes), type, default, one-line help, and choices when it is categorical."""
+
+    name: str
+    type: type
+    default: object
+    help: str
+    choices: tuple | None = None
+
+    @property
+    def option(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+
+MODEL_PARAMS = (
+    Param("family", str, "logistic", "GLM family", tuple(FAMILIES)),
+    Param("delta", float, 2.0, "n/p, samples per parameter"),
+    Param("kappa", float, 0.5, "k/p, projection size per parameter, 0 < kappa <= 1"),
+    Param("lam", float, 0.1, "ridge penalty of the fit, >= 0"),
+    Param("lam_trak", float, 0.0, "ridge added to TRAK's Gram matrix P^T X^T X P, >= 0"),
+    Param("gamma", float, 1.0, "signal strength: beta* ~ N(0, gamma^2 I)"),
+    Param("sigma", float, 0.5, "noise s.d. of the families with a noise level ("
+          + ", ".join(n for n, f in FAMILIES.items() if f.uses_sigma) + ")"),
+    Param("n_proj", int, 1, "M, number of independent projections averaged by TRAK"),
+    Param("projection", str, "gaussian", "entries of P: N(0,1/k), +-1/sqrt(k), or P = I (no projection; kappa = 1)",
+          ("gaussian", "rademacher", "identity")),
+    Param("covariance", str, "isotropic", "feature spectrum: isotropic, power law s_j ~ j^-a, three spikes, AR(1)",
+          COVARIANCES),
+    Param("cov_param", float, 0.0, "its parameter: decay exponent a, spike size, or AR(1) rho"),
+    Param("alignment", float, 0.0, "alignment of beta* with the spectrum: theta_j ~ s_j^alignment"),
+)
+MODEL_KEYS = tuple(p.name for p in MODEL_PARAMS)
+PROJECTIONS = MODEL_PARAMS[MODEL_KEYS.index("projection")].choices
+MODEL_DEFAULTS = {p.name: p.default for p in MODEL_PARAMS}
+
+
+@dataclass(frozen=True)
 class ModelParams:
-    """The proportional-regime parameters of DESIGN.md §2 (validated, normalized)."""
+    """The proportional-regime parameters (`MODEL_PARAMS`), validated and normalized."""
 
     family: str
     delta: float
@@ -112,17 +151,18 @@ def validate_model(*, family="logistic", delta=2.0, kappa=0.5, lam=0.1, lam_trak
 
     Ranges: 1e-3 <= delta <= 1e6; 1e-6 <= kappa <= 1 (kappa = k/p, k <= p), kappa = 1 when
     projection is "identity" (P = I); lam and lam_trak are 0 or in [1e-8, 1e8]; 0 <= gamma, sigma
-    <= 1e6 (gamma <= 20 for logistic, <= 1.5 for poisson); 1 <= n_proj <= 10^12 (1 for identity).
+    <= 1e6 (and gamma <= the family's signal cap: logistic 20, probit 10, poisson 1.5); 1 <= n_proj <= 10^12 (1 for identity).
     covariance in isotropic, power, spiked, ar1 with cov_param (decay exponent <= 3, spike size
     <= 1000, rho < 1) and alignment a in [-2, 2] (theta_j ~ s_j^a; see `theory.covariance`).
     Cross-parameter rules: TRAK's Gram matrix P^T X^T X P + lam_trak I must be invertible, so
     lam_trak = 0 needs k < n (kappa < delta), and for P = I also n > p (delta > 1). lam = 0 needs
-    delta > 1 (more data than parameters); for logistic the data must also be non-separable, which
-    `theory` checks against the Candès–Sur boundary and `sims` detects in the fit. The gaussian
-    family needs gamma > 0 or sigma > 0 (else y = 0), and sigma > 0 or lam > 0 (else the fit
-    interpolates y exactly): otherwise every residual, hence every influence, is 0.
+    delta > 1 (more data than parameters); for a binary family the data must also be non-separable,
+    which `theory` checks against the Candès–Sur boundary and `sims` detects in the fit. A family's
+    `model_problem` refuses combinations without any influence (gaussian: gamma = sigma = 0, or
+    sigma = 0 with lam = 0).
     """
-    fam = get_family(family).name
+    family_obj = get_family(family)
+    fam = family_obj.name
     delta = check_real("delta", delta, lo=0.0, lo_open=True, hi=DELTA_RANGE[1])
     if delta < DELTA_RANGE[0]:
         raise InvalidParameterError(
@@ -158,16 +198,12 @@ def validate_model(*, family="logistic", delta=2.0, kappa=0.5, lam=0.1, lam_trak
     if lam == 0.0 and delta <= 1.0:
         raise InvalidParameterError(
             f"lam = 0 needs n > p (delta > 1) for the estimator to be unique, got delta = {delta:g}.")
-    if fam == "gaussian" and gamma == 0.0 and sigma == 0.0:
+    problem = family_obj.model_problem(gamma, sigma, lam) if family_obj.model_problem else None
+    if problem:
+        raise InvalidParameterError(problem)
+    if family_obj.signal_cap is not None and gamma > family_obj.signal_cap:
         raise InvalidParameterError(
-            "gaussian family with gamma = 0 and sigma = 0 has y = 0 and no influence at all; "
-            "set gamma > 0 or sigma > 0.")
-    if fam == "gaussian" and sigma == 0.0 and lam == 0.0:
-        raise InvalidParameterError(
-            "gaussian family with sigma = 0 and lam = 0 fits y exactly, so every residual and every "
-            "influence is 0; set sigma > 0 or lam > 0.")
-    if fam == "logistic" and gamma > 20:
-        raise InvalidParameterError(f"gamma must be <= 20 for the logistic family, got {gamma:g}.")
+            f"gamma must be <= {family_obj.signal_cap:g} for the {fam} family, got {gamma:g}.")
     covariance = check_choice("covariance", covariance, COVARIANCES)
     cov_param = check_real("cov_param", cov_param, lo=0.0)
     alignment = check_real("alignment", alignment, lo=-2.0, hi=2.0)
@@ -180,9 +216,5 @@ def validate_model(*, family="logistic", delta=2.0, kappa=0.5, lam=0.1, lam_trak
     if covariance == "isotropic" and (cov_param != 0.0 or alignment != 0.0):
         raise InvalidParameterError("cov_param and alignment apply to a non-isotropic covariance; "
                                     "set covariance to power, spiked or ar1.")
-    if fam == "poisson" and gamma > 1.5:
-        raise InvalidParameterError(
-            f"gamma must be <= 1.5 for the poisson family (counts ~ exp(gamma * N(0,1)) up to "
-            f"e^(8 gamma)), got {gamma:g}.")
     return ModelParams(fam, delta, kappa, lam, lam_trak, gamma, sigma, n_proj, projection, covariance,
                        cov_param, alignment)

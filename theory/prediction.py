@@ -27,8 +27,10 @@ import numpy as np
 from .covariance import alignment as alignment_weights
 from .covariance import spectrum
 from .errors import InvalidParameterError, NotConvergedError
+from .families import get_family
 from .fixed_point import solve_fixed_point
 from .general import kernel_traces_general, solve_fixed_point_general
+from .numerics import enable_float64
 from .glm_law import DEFAULT_NODES, _hermite, atoms, gaussian_atoms, quadrature
 from .params import check_bool, check_int, validate_model
 from .spearman import spearman_if, spearman_pair, spearman_trak
@@ -95,7 +97,7 @@ def _assemble(x, grid, delta, lam, kappa, lam_trak, n_proj, *, family, nodes, id
     """Constants and metrics from the fixed-point unknowns x = (log c, a, log r) (isotropic design);
     `grid` is the quadrature of the limit law (`glm_law.quadrature`; None for gaussian)."""
     c, a, r = jnp.exp(x[0]), x[1], jnp.exp(x[2])
-    if family == "gaussian":
+    if get_family(family).quadratic:
         g, w, wt = gaussian_atoms(r, delta, c, nodes)
     else:
         _, _, g, w, wt = atoms(grid, family, c, a, r)
@@ -148,7 +150,7 @@ def predict(*, family="logistic", delta=2.0, kappa=0.5, lam=0.1, lam_trak=0.0, g
             nodes: int = DEFAULT_NODES) -> dict:
     """Predicted agreement of IF, NS (ALO) and TRAK with exact LOO in the proportional limit.
 
-    Parameters follow DESIGN.md §2 (delta = n/p, kappa = k/p, lam and lam_trak ridges, gamma
+    Parameters follow docs/conventions.md (delta = n/p, kappa = k/p, lam and lam_trak ridges, gamma
     signal, sigma gaussian noise, n_proj = M projections, projection "gaussian", "rademacher"
     (same limit, by universality) or "identity"). Returns {"config", "estimators", "constants"}
     with estimators[e][metric] a float for e in ("if", "ns", "trak") and metric in METRICS;
@@ -160,6 +162,7 @@ def predict(*, family="logistic", delta=2.0, kappa=0.5, lam=0.1, lam_trak=0.0, g
     checked all the same) is ignored.
     Raises InvalidParameterError, EstimatorDoesNotExistError, NotConvergedError.
     """
+    enable_float64()
     mp = validate_model(family=family, delta=delta, kappa=kappa, lam=lam, lam_trak=lam_trak,
                         gamma=gamma, sigma=sigma, n_proj=n_proj, projection=projection,
                         covariance=covariance, cov_param=cov_param, alignment=alignment)
@@ -189,6 +192,7 @@ def predict_spectrum(spectrum, theta=None, *, variants: bool = False, nodes: int
     """`predict` for an arbitrary feature spectrum s (p,) and alignment theta (p,) of beta*
     (e.g. empirical ones of a real dataset; normalized here to mean(s) = 1 and mean(s theta) = 1).
     Layout of `predict`; constants add the effective dimensions d_A, d_T (`theory.general`)."""
+    enable_float64()
     mp = _model or validate_model(**model)
     if variants:
         raise InvalidParameterError("the corrected TRAK variants have no theory for a non-isotropic covariance yet.")
@@ -204,7 +208,7 @@ def predict_spectrum(spectrum, theta=None, *, variants: bool = False, nodes: int
         raise InvalidParameterError("lam_trak = 0 without projection needs delta > 1.")
     fp, x, e_g2 = solve_fixed_point_general(mp.family, s, th, mp.delta, mp.lam, mp.gamma, mp.sigma, nodes)
     c = jnp.asarray(fp.c)
-    if mp.family == "gaussian":
+    if get_family(mp.family).quadratic:
         nodes_, wx = _hermite(nodes)
         g = jnp.asarray(nodes_ * np.sqrt(e_g2))
         w, wt = jnp.ones_like(g), jnp.asarray(wx)
@@ -236,6 +240,7 @@ def predict_curve(vary: str, values, *, nodes: int = DEFAULT_NODES, variants: bo
     vary), and the assembly is one vmapped call; other parameters fall back to a loop of
     `predict`. estimators[e][metric] and constants[k] are arrays aligned with `values`.
     """
+    enable_float64()
     values = list(values)
     if not values:
         raise InvalidParameterError("predict_curve needs at least one value.")

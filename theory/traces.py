@@ -22,8 +22,9 @@ B_bar the average of M independent copies of B. Expectations E[.] are over the l
 
 from __future__ import annotations
 
-import jax
 import jax.numpy as jnp
+
+from .solvers import bisect
 
 
 def mp_b(mu, delta):
@@ -51,14 +52,7 @@ def effective_ridge(kappa, lam_trak, delta, identity: bool):
 
     lo = jnp.asarray(lam_trak, dtype=jnp.float64)
     hi = lam_trak + (1.0 + delta / kappa) * (1.0 + lam_trak)
-
-    def bisect(_, bounds):
-        lo, hi = bounds
-        mid = 0.5 * (lo + hi)
-        up = f(mid) > 0
-        return jnp.where(up, lo, mid), jnp.where(up, mid, hi)
-
-    lo, hi = jax.lax.fori_loop(0, 120, bisect, (lo, hi))
+    lo, hi = bisect(lambda mu: f(mu) > 0, lo, hi, 120)
     closed = (1.0 - kappa) * (delta - kappa) / kappa
     return jnp.where(lam_trak == 0, closed, 0.5 * (lo + hi))
 
@@ -109,13 +103,9 @@ def _mu_of_b(b, delta, w, wt):
 
 def weighted_resolvent_trace(mu, delta, w, wt):
     """b_w(mu) by bisection in log b (mu >= 0; mu = 0 needs delta > 1)."""
-    def body(_, bounds):
-        lo, hi = bounds
-        mid = 0.5 * (lo + hi)
-        above = _mu_of_b(jnp.exp(mid), delta, w, wt) > mu     # b too small
-        return jnp.where(above, mid, lo), jnp.where(above, hi, mid)
-
-    lo, hi = jax.lax.fori_loop(0, _BISECT, body, (jnp.asarray(-40.0), jnp.asarray(40.0)))
+    # mu(b) > mu means b is too small: the root lies above
+    lo, hi = bisect(lambda logb: ~(_mu_of_b(jnp.exp(logb), delta, w, wt) > mu),
+                    jnp.asarray(-40.0), jnp.asarray(40.0), _BISECT)
     return jnp.exp(0.5 * (lo + hi))
 
 
@@ -143,13 +133,7 @@ def weighted_effective_ridge(kappa, lam_trak, delta, w, wt, identity: bool):
         mu = _mu_of_b(b, delta, w, wt)
         return mu * (1.0 - (1.0 - mu * b) / kappa) - lam_trak     # > 0 for small b, < 0 at b_max
 
-    def body(_, bounds):
-        lo, hi = bounds
-        mid = 0.5 * (lo + hi)
-        pos = F(jnp.exp(mid)) > 0
-        return jnp.where(pos, mid, lo), jnp.where(pos, hi, mid)
-
-    lo, hi = jax.lax.fori_loop(0, _BISECT, body, (jnp.asarray(-40.0), jnp.log(b_max)))
+    lo, hi = bisect(lambda logb: ~(F(jnp.exp(logb)) > 0), jnp.asarray(-40.0), jnp.log(b_max), _BISECT)
     b = jnp.exp(0.5 * (lo + hi))
     return _mu_of_b(b, delta, w, wt), b
 

@@ -1,4 +1,4 @@
-"""Synthetic data of DESIGN.md §2: design, Gaussian truth, family responses.
+"""Synthetic data of docs/conventions.md: design, Gaussian truth, family responses.
 
 x_i iid with covariance diag(s)/p, isotropic by default (s = 1, so ||x_i||^2 ~ 1; other spectra and
 the alignment of beta* in `theory.covariance`): entries sqrt(s_j) z/sqrt(p) with z standard normal
@@ -18,7 +18,7 @@ import jax.numpy as jnp
 
 from theory.families import get_family
 
-DESIGNS = ("gaussian", "rademacher", "student_t")
+from .params import DESIGNS
 STUDENT_DF = 5.0
 
 

@@ -1,4 +1,6 @@
-"""Influence estimators, each a (T, n) matrix: test point x training point (DESIGN.md §2).
+"""Influence estimators, each a (T, n) matrix: test point x training point (docs/conventions.md),
+and the registry of every estimator (`REGISTRY`) from which results, tables, the CLI and the
+figures take their names, labels and colours.
 
     IF_i   = -x_0^T A x_i g_i,                A = H^{-1}, H = X^T diag(w) X + lam I
     NS_i   = IF_i / (1 - w_i h_i),             h_i = x_i^T A x_i   (Newton step = ALO)
@@ -11,7 +13,9 @@ loop, so P never occupies p x k x M memory.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import partial
+from typing import Callable
 
 import jax
 import jax.numpy as jnp
@@ -116,3 +120,41 @@ def trak_variants(key, X, X0, g, w, lam_trak, *, k: int, n_proj: int, projection
     zero = jnp.zeros((X0.shape[0], X.shape[0]), X.dtype)
     acc = jax.lax.fori_loop(0, n_proj, add_one, {name: zero for name in names})
     return {name: acc[name] / n_proj for name in names}
+
+
+# ------------------------------------------------------------------------------------ registry
+@dataclass(frozen=True)
+class Estimator:
+    """One influence estimator: its name (the key in every result and table), plot label and
+    colour, when the engine computes it, the engine function that does, and its theory.
+
+    group: "core" (always simulated), "variant" (with variants=True) or "reference" (exact LOO
+    itself, scored only by the LDS). theory: "any" (predicted for every covariance), "isotropic"
+    (predicted for the isotropic covariance only) or "none" (simulation only).
+    """
+
+    name: str
+    label: str
+    color: str
+    group: str
+    compute: Callable | None
+    theory: str
+
+
+REGISTRY: dict[str, Estimator] = {e.name: e for e in (
+    Estimator("if", "IF", "#d95f02", "core", if_ns_influence, "any"),
+    Estimator("ns", "NS (ALO)", "#1b9e77", "core", if_ns_influence, "any"),
+    Estimator("trak", "TRAK", "#7570b3", "core", trak_influence, "any"),
+    Estimator("trak_lev", "TRAK + LOO factor", "#a6761d", "variant", trak_variants, "isotropic"),
+    Estimator("trak_w", "TRAK, weighted Gram", "#e7298a", "variant", trak_variants, "isotropic"),
+    Estimator("trak_wlev", "TRAK, weighted Gram + ALO factor", "#66a61e", "variant", trak_variants, "isotropic"),
+    Estimator("loo", "exact LOO", "#444444", "reference", None, "none"),
+)}
+
+
+def estimator_group(group: str) -> tuple[str, ...]:
+    """Names of the registered estimators of one group, in registry order."""
+    return tuple(name for name, e in REGISTRY.items() if e.group == group)
+
+
+PREDICTED = tuple(name for name, e in REGISTRY.items() if e.theory != "none")

@@ -21,10 +21,13 @@ import numpy as np
 
 from theory.errors import EstimatorDoesNotExistError, NotConvergedError
 from theory.families import get_family
+from theory.solvers import STATUS_TEXT, Status
 
-OK, MAX_ITER, NONFINITE, SINGULAR, LINE_SEARCH = 0, 1, 2, 3, 4
+# The shared solver status (theory.solvers.Status), as plain ints for use inside jit.
+OK, MAX_ITER, NONFINITE, SINGULAR, LINE_SEARCH = (int(s) for s in (
+    Status.CONVERGED, Status.MAX_STEPS, Status.NON_FINITE, Status.SINGULAR, Status.LINE_SEARCH))
 _STATUS_TEXT = {
-    MAX_ITER: "reached the iteration cap",
+    MAX_ITER: STATUS_TEXT[Status.MAX_STEPS],
     NONFINITE: "produced non-finite values (overflow of the linear predictor)",
     SINGULAR: "met a singular Hessian",
     LINE_SEARCH: "could not decrease the objective along the Newton direction",
@@ -117,7 +120,7 @@ def check_fit(fit: Fit, X, y, lam, family: str, what: str = "the ridge GLM fit")
     if lam == 0.0:
         # Without a ridge the gradient also vanishes along a diverging path (separable data), so
         # existence is decided directly rather than from the Newton status.
-        why = no_minimizer_reason(np.asarray(X), np.asarray(y), get_family(family).name)
+        why = no_minimizer_reason(np.asarray(X), np.asarray(y), family)
         if why:
             raise EstimatorDoesNotExistError(f"{what} has no minimizer with lam = 0: {why}; use lam > 0.")
     status = int(fit.status)
@@ -128,25 +131,21 @@ def check_fit(fit: Fit, X, y, lam, family: str, what: str = "the ridge GLM fit")
         f"(relative gradient {float(fit.rel_grad):.2e}); try a larger lam or a smaller gamma.")
 
 
-def no_minimizer_reason(X: np.ndarray, y: np.ndarray, family: str) -> str | None:
+def no_minimizer_reason(X: np.ndarray, y: np.ndarray, family) -> str | None:
     """Why the unregularized (lam = 0) problem has no unique minimizer, or None if it has one.
 
-    n < p or rank-deficient X: not unique. logistic: the classes are linearly separable, i.e.
-    some v has (2 y_i - 1) x_i^T v >= 1 for all i (a feasible linear program). poisson: some
-    v != 0 has x_i^T v <= 0 for all i with y_i = 0 and x_i^T v = 0 for all y_i > 0 (decreasing
-    direction of the loss); this needs n <= p in general position and is covered by the rank test.
+    n < p or rank-deficient X: not unique. A binary family (logistic, probit): the classes are
+    linearly separable, i.e. some v has (2 y_i - 1) x_i^T v >= 1 for all i (a feasible linear
+    program). poisson: some v != 0 has x_i^T v <= 0 for all i with y_i = 0 and x_i^T v = 0 for
+    all y_i > 0 (decreasing direction of the loss); this needs n <= p in general position and is
+    covered by the rank test.
     """
     n, p = X.shape
     if np.linalg.matrix_rank(X) < p:
         return f"the design has rank {np.linalg.matrix_rank(X)} < p = {p}"
-    if family == "logistic":
-        from scipy.optimize import linprog
-
-        signs = 2.0 * y - 1.0
-        res = linprog(np.zeros(p), A_ub=-(signs[:, None] * X), b_ub=-np.ones(n),
-                      bounds=[(None, None)] * p, method="highs")
-        if res.status == 0:
-            return "the two classes are linearly separable (the logistic loss can be driven to 0)"
+    fam = get_family(family)
+    if fam.sample_separable(X, y):
+        return f"the two classes are linearly separable (the {fam.name} loss can be driven to 0)"
     return None
 
 

@@ -22,7 +22,7 @@ import numpy as np
 
 from theory.errors import NotConvergedError
 
-from .fit import newton_fit
+from .fit import OK, newton_fit
 from .metrics import average_ranks, pearson
 
 SUBSET_CHUNK = 16
@@ -53,7 +53,7 @@ def subset_outputs(key, X, y, X0, lam, beta_hat, *, family: str, n_subsets: int,
     for start in range(0, n_subsets, SUBSET_CHUNK):
         chunk = masks[start:start + SUBSET_CHUNK]
         out, status = _refit_outputs(chunk, X, y, X0, lam, beta_hat, tol, family=family)
-        if np.any(np.asarray(status) != 0):
+        if np.any(np.asarray(status) != OK):
             raise NotConvergedError("a subset refit for the LDS did not converge; use a larger lam.")
         outs.append(np.asarray(out))
     return masks, np.concatenate(outs, axis=0).T

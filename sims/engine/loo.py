@@ -55,7 +55,7 @@ import numpy as np
 from theory.errors import NotConvergedError
 from theory.families import get_family
 
-from .fit import Fit, newton_fit
+from .fit import OK, Fit, newton_fit
 
 DEFAULT_MEMORY_BUDGET = 512 * 2**20   # bytes for the per-batch work arrays
 ROUNDING_FACTOR = 16.0                # floor = ROUNDING_FACTOR * eps * (size of the gradient's terms)
@@ -161,7 +161,7 @@ def _loo_newton(idx, X, y, X0, beta, target, lam, tol, *, family: str, max_iter:
         weights = (jnp.arange(X.shape[0]) != i).astype(X.dtype)
         refit = newton_fit(X, y, lam, family=family, tol=tol, max_iter=max_iter, beta0=beta,
                            weights=weights, grad_scale=target[i] / tol)
-        resid = jnp.where(refit.status == 0, refit.rel_grad, jnp.inf)
+        resid = jnp.where(refit.status == OK, refit.rel_grad, jnp.inf)
         return X0 @ (beta - refit.beta), refit.n_iter, resid
 
     return jax.vmap(one)(idx)

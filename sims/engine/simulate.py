@@ -18,17 +18,21 @@ import numpy as np
 from theory.covariance import alignment as cov_alignment
 from theory.covariance import spectrum as cov_spectrum
 from theory.errors import InvalidParameterError, NotConvergedError
+from theory.numerics import enable_float64
 from theory.params import ModelParams, check_bool, check_choice, check_int, check_real, validate_model
 
-from .data import DESIGNS, Data, make_data
-from .estimators import if_ns_influence, if_ns_influence_kernel, trak_influence, trak_variants
+from .data import Data, make_data
+from .params import DESIGNS, SIM_KEYS, SIM_PARAMS, SWEEP_KEYS  # noqa: F401  (re-exported)
+from .estimators import (estimator_group, if_ns_influence, if_ns_influence_kernel, trak_influence,
+                         trak_variants)
 from .fit import check_fit, hessian_inverse, newton_fit
 from .lds import lds, subset_outputs
 from .loo import DEFAULT_MEMORY_BUDGET, chunk_size_for, exact_loo
 from .metrics import METRICS, default_top_m, mean_and_se, row_metrics
 
-ESTIMATORS = ("if", "ns", "trak")
-VARIANTS = ("trak_lev", "trak_w", "trak_wlev")
+ESTIMATORS = estimator_group("core")
+VARIANTS = estimator_group("variant")
+
 SIM_N_PROJ_MAX = 10_000         # each projection is a full TRAK computation; M -> infinity is theory's
 FALLBACK_MEMORY = 8 * 2**30     # when the machine's memory cannot be read
 
@@ -166,6 +170,7 @@ def replicate_key(seed: int, rep: int):
 def run_replicate(sp: SimParams, rep: int, *, keep_influence: bool = False,
                   progress=None) -> ReplicateResult:
     """Replicate `rep` of `sp`: draw data, fit, exact LOO, estimators, per-test-point metrics."""
+    enable_float64()
     m = sp.model
     t0 = time.perf_counter()
     k_data, k_proj = jax.random.split(replicate_key(sp.seed, rep))
@@ -281,6 +286,7 @@ def simulate(*, family="logistic", p=200, delta=2.0, kappa=0.5, lam=0.1, lam_tra
     metrics of `sims.engine.metrics`. Raises InvalidParameterError, EstimatorDoesNotExistError or
     NotConvergedError (all from `theory.errors`).
     """
+    enable_float64()
     sp = validate_sim(family=family, p=p, delta=delta, kappa=kappa, lam=lam, lam_trak=lam_trak,
                       gamma=gamma, sigma=sigma, n_proj=n_proj, projection=projection,
                       covariance=covariance, cov_param=cov_param, alignment=alignment, n_test=n_test,

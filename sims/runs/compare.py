@@ -25,12 +25,13 @@ import numpy as np
 
 from theory.errors import InvalidParameterError
 
+from theory.params import MODEL_KEYS
+
+from ..engine.estimators import PREDICTED
 from .store import CONFIG_COLUMNS, read_table
 
 PREDICTED_METRICS = ("pearson", "spearman", "rel_error", "scale")
-MODEL_KEYS = ("family", "delta", "kappa", "lam", "lam_trak", "gamma", "sigma", "n_proj", "projection",
-              "covariance", "cov_param", "alignment")
-ALL_ESTIMATORS = ("if", "ns", "trak", "trak_lev", "trak_w", "trak_wlev")
+ALL_ESTIMATORS = PREDICTED
 DEFAULT_N_SE = 3.0
 DEFAULT_ALLOWANCE = {"pearson": 0.01, "spearman": 0.01, "rel_error": 0.02, "scale": 0.03}
 NS_REL_ERROR_ALLOWANCE = 0.1
@@ -166,12 +167,12 @@ def default_allowance_text() -> str:
 def format_comparisons(comps: list[Comparison]) -> str:
     """Plain-text table: one line per configuration x estimator x metric."""
     head = (f"{'family':<9}{'p':>5}{'delta':>7}{'kappa':>7}{'lam':>7}{'lamT':>6}{'M':>3}  "
-            f"{'est':<5}{'metric':<10}{'theory':>9}{'sim':>9}{'se':>8}{'z':>7}{'tol':>8}  ok")
+            f"{'est':<10}{'metric':<10}{'theory':>9}{'sim':>9}{'se':>8}{'z':>7}{'tol':>8}  ok")
     lines = [head, "-" * len(head)]
     for c in comps:
         g = c.config
         lines.append(f"{g['family']:<9}{g['p']:>5}{g['delta']:>7.3g}{g['kappa']:>7.3g}{g['lam']:>7.3g}"
-                     f"{g['lam_trak']:>6.2g}{g['n_proj']:>3}  {c.estimator:<5}{c.metric:<10}"
+                     f"{g['lam_trak']:>6.2g}{g['n_proj']:>3}  {c.estimator:<10}{c.metric:<10}"
                      f"{c.theory:>9.4f}{c.simulation:>9.4f}{c.se:>8.4f}{c.z:>7.1f}{c.tolerance:>8.4f}"
                      f"  {'yes' if c.ok else 'NO'}")
     n_bad = sum(not c.ok for c in comps)

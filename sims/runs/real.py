@@ -2,7 +2,7 @@
 
 No download at run time: the datasets are files of the scikit-learn wheel (optional extra
 `trak-sim[data]`). Features are standardized (constant columns dropped) and divided by sqrt(p),
-so that rows have squared norm about 1 as in DESIGN.md §2; n/p is varied by subsampling the
+so that rows have squared norm about 1 as in docs/conventions.md; n/p is varied by subsampling the
 training points, test points are drawn from the remaining rows.
 
 For the comparison with theory each dataset is summarized by the ingredients of the
@@ -22,6 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from theory.errors import InvalidParameterError
+from theory.numerics import enable_float64
 
 from ..engine.data import Data
 from ..engine.fit import check_fit, newton_fit
@@ -48,6 +49,7 @@ class RealData:
 
 def load(name: str, plug_in_lam: float = 0.1) -> RealData:
     """Load and summarize one dataset (see module docstring)."""
+    enable_float64()
     if name not in DATASETS:
         raise InvalidParameterError(f"dataset must be one of {', '.join(DATASETS)}, got {name!r}.")
     try:

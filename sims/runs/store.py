@@ -25,11 +25,16 @@ import sys
 import tempfile
 from pathlib import Path
 
+from theory.params import MODEL_KEYS
+
+from ..engine.params import SIM_KEYS
+
 # Bump when the numbers a configuration produces change (cache invalidation).
 RESULTS_SCHEMA = 5
 
-CONFIG_COLUMNS = ("family", "p", "n", "k", "delta", "kappa", "lam", "lam_trak", "gamma", "sigma",
-                  "n_proj", "projection", "covariance", "cov_param", "alignment", "design", "variants", "lds_subsets", "n_test", "seed", "top_m", "tol")
+# The configuration of one replicate: the model parameters, the simulation's (less reps), and the sizes.
+CONFIG_COLUMNS = (("family", "p", "n", "k") + MODEL_KEYS[1:]
+                  + tuple(k for k in SIM_KEYS if k not in ("p", "reps")))
 TABLE_COLUMNS = ("spec", *CONFIG_COLUMNS, "rep", "estimator", "metric", "value", "se", "n_values",
                  "config_hash", "wall_time_s", "code_version", "jax_version", "device")
 

@@ -52,13 +52,12 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 from theory.errors import InvalidParameterError
+from theory.numerics import enable_float64
 
+from ..engine.params import SWEEP_KEYS
 from ..engine.simulate import SimParams, run_replicate, validate_sim
 from .store import Store, config_hash
 
-SWEEP_KEYS = ("family", "p", "delta", "kappa", "lam", "lam_trak", "gamma", "sigma", "n_proj",
-              "projection", "covariance", "cov_param", "alignment", "design", "variants", "lds_subsets", "n_test", "reps", "seed", "top_m",
-              "tol")
 SPEC_SECTIONS = ("name", "description", "defaults", "grid", "points", "presets", "theory", "figure")
 
 
@@ -232,6 +231,7 @@ def run_sweep(spec: Spec | str | Path, out_dir=None, *, progress: bool = True,
     RAY_ADDRESS if set, else starts a local Ray instance) while this process, the only writer,
     stores the finished points as they arrive, in the same store and cache.
     """
+    enable_float64()
     if executor not in EXECUTORS:
         raise InvalidParameterError(f"executor must be one of {', '.join(EXECUTORS)}, got {executor!r}.")
     spec = spec if isinstance(spec, Spec) else load_spec(spec)

@@ -1,0 +1,95 @@
+"""The iterative solvers of trak-sim and their one status type.
+
+Used by the theory's fixed points (`fixed_point`, `general`), its traces (`traces`), and the
+simulation's GLM fit, exact LOO and LDS refits (`sims.engine`). Every solver runs inside jit and
+reports a `Status`; the host turns a status other than CONVERGED into a named error
+(`theory.errors`), never a silent NaN.
+
+    damped_newton_root(F, x0)    Newton on a residual F(x) = 0, step capped, backtracking on max|F|
+    bisect(go_left, lo, hi, n)   n halvings of a bracket, go_left(mid) says the root is below mid
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+import jax
+import jax.numpy as jnp
+
+
+class Status(IntEnum):
+    """Outcome of a solver (an int32 inside jit)."""
+
+    CONVERGED = 0
+    MAX_STEPS = 1          # the iteration cap was reached before the tolerance
+    NON_FINITE = 2         # an iterate or residual overflowed
+    SINGULAR = 3           # the Jacobian / Hessian could not be solved against
+    LINE_SEARCH = 4        # no step along the Newton direction decreased the merit function
+    DOES_NOT_EXIST = 5     # the problem has no (unique) solution, e.g. separable data with lam = 0
+
+
+STATUS_TEXT = {
+    Status.CONVERGED: "converged",
+    Status.MAX_STEPS: "reached the iteration cap",
+    Status.NON_FINITE: "produced non-finite values",
+    Status.SINGULAR: "met a singular Jacobian",
+    Status.LINE_SEARCH: "could not decrease its residual along the Newton direction",
+    Status.DOES_NOT_EXIST: "has no solution",
+}
+
+
+def damped_newton_root(F, x0, *, tol: float, max_steps: int, max_step: float = 2.0):
+    """Solve F(x) = 0 (x of a few unknowns) by Newton with the Jacobian by forward-mode autodiff.
+
+    Each step is capped at max|dx| <= max_step and backtracks (halving, down to 1/1024) until
+    max|F| decreases by the Armijo factor 1 - 1e-4 t. Returns (x, max|F(x)|, status): CONVERGED
+    when max|F| <= tol, NON_FINITE when the residual overflowed, LINE_SEARCH when no step
+    decreased it, MAX_STEPS otherwise.
+    """
+    def cond(state):
+        x, R, it, status = state
+        res = jnp.max(jnp.abs(R))
+        return (res > tol) & (status == Status.CONVERGED) & (it < max_steps) & jnp.isfinite(res)
+
+    def body(state):
+        x, R, it, status = state
+        res = jnp.max(jnp.abs(R))
+        dx = jnp.linalg.solve(jax.jacfwd(F)(x), -R)
+        dx = jnp.where(jnp.all(jnp.isfinite(dx)), dx, jnp.zeros_like(dx))
+        dx = dx * jnp.minimum(1.0, max_step / jnp.max(jnp.abs(dx)))
+
+        def trial(t):
+            R_new = F(x + t * dx)
+            return R_new, jnp.nan_to_num(jnp.max(jnp.abs(R_new)), nan=jnp.inf)
+
+        def ls_cond(ls):
+            t, _, val = ls
+            return (~(val <= (1.0 - 1e-4 * t) * res)) & (t > 1.0 / 1024)
+
+        def ls_body(ls):
+            t = 0.5 * ls[0]
+            return (t, *trial(t))
+
+        t, R_new, val = jax.lax.while_loop(ls_cond, ls_body, (1.0, *trial(1.0)))
+        ok = val < res
+        return (jnp.where(ok, x + t * dx, x), jnp.where(ok, R_new, R), it + 1,
+                jnp.where(ok, status, jnp.int32(Status.LINE_SEARCH)))
+
+    x, R, it, status = jax.lax.while_loop(cond, body, (x0, F(x0), 0, jnp.int32(Status.CONVERGED)))
+    res = jnp.max(jnp.abs(R))
+    status = jnp.where(res <= tol, jnp.int32(Status.CONVERGED),
+             jnp.where(~jnp.isfinite(res), jnp.int32(Status.NON_FINITE),
+             jnp.where(status == Status.LINE_SEARCH, status, jnp.int32(Status.MAX_STEPS))))
+    return x, res, status
+
+
+def bisect(go_left, lo, hi, iters: int):
+    """`iters` halvings of [lo, hi]: the bracket keeps [lo, mid] where go_left(mid), else
+    [mid, hi]. Returns the final (lo, hi)."""
+    def body(_, bounds):
+        lo, hi = bounds
+        mid = 0.5 * (lo + hi)
+        left = go_left(mid)
+        return jnp.where(left, lo, mid), jnp.where(left, mid, hi)
+
+    return jax.lax.fori_loop(0, iters, body, (lo, hi))
