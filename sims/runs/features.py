@@ -42,7 +42,7 @@ FAMILIES = ("gaussian", "logistic", "poisson")
 
 
 # ---------------------------------------------------------------------------------- loading
-def _load_array(path, what):
+def load_array(path, what):
     try:
         return np.load(path, mmap_mode="r", allow_pickle=False)
     except ValueError as e:
@@ -61,7 +61,7 @@ def load_features(data=None, *, features=None, labels=None):
     if (data is None) == (features is None and labels is None):
         raise InvalidParameterError("give either an .npz file (data) or both features and labels .npy files.")
     if data is not None:
-        z = _load_array(data, "data file")
+        z = load_array(data, "data file")
         if not isinstance(z, np.lib.npyio.NpzFile):
             raise InvalidParameterError(f"data file {data} must be an .npz archive with arrays X and y.")
         missing = [k for k in ("X", "y") if k not in z.files]
@@ -74,7 +74,7 @@ def load_features(data=None, *, features=None, labels=None):
                                         "save plain numeric arrays (np.savez).") from None
     if features is None or labels is None:
         raise InvalidParameterError("features and labels must be given together.")
-    X, y = _load_array(features, "features file"), _load_array(labels, "labels file")
+    X, y = load_array(features, "features file"), load_array(labels, "labels file")
     if isinstance(X, np.lib.npyio.NpzFile) or isinstance(y, np.lib.npyio.NpzFile):
         raise InvalidParameterError("features and labels must be .npy files (use data for an .npz).")
     return X, y

@@ -81,9 +81,10 @@ class _Theory:
         self.p = self.s.size
         self.rank = int(np.sum(self.s > 0))
         self.nodes = nodes or DEFAULT_NODES
-        # operating point: k = 1, M = 1 (always valid); IF and the fixed-point constants
+        # operating point: k = 1, M = 1, lam_T = 1 (always valid; its TRAK part is not used): IF and
+        # the fixed-point constants
         self.base = predict_spectrum(self.s, self.theta, family=family, delta=delta, kappa=1.0 / self.p,
-                                     lam=lam_s, lam_trak=0.0, gamma=self.gamma, sigma=self.sigma, n_proj=1,
+                                     lam=lam_s, lam_trak=1.0, gamma=self.gamma, sigma=self.sigma, n_proj=1,
                                      nodes=self.nodes)
         k = self.base["constants"]
         if family == "gaussian":
@@ -110,6 +111,9 @@ class _Theory:
         if not self.valid(k, lam_t):
             return None
         c = self.base["constants"]
+        if lam_t == 0 and self.rank < self.p:
+            # zero eigenvalues make the lam_T = 0 equation 0/0 at mu = 0: take the limit lam_T -> 0+
+            lam_t = 1e-10 * self.delta
         try:
             with np.errstate(all="ignore"):
                 t = kernel_traces_general(s=self.s, delta=self.delta, lam=self.lam, kappa=k / self.p,
@@ -301,6 +305,32 @@ def _variants(th, curve, k_grid, n_proj, lam_t_s) -> str:
                     curve.append(dict(estimator=name, k=k, n_proj=M, **{m: est[name][m] for m in
                                                                          ("pearson", "spearman", "rel_error")}))
     return "available"
+
+
+# ------------------------------------------------------------------------------- validation
+def simulate_at(X, y, X0, *, family: str, lam: float, k: int, n_proj: int = 1, lam_trak: float = 0.0,
+                reps: int = 5, seed: int = 0) -> dict:
+    """Exact LOO versus TRAK (k, M = n_proj, lam_T) and IF on the user's own data: training rows
+    (X, y), test rows X0, all on the user's scale (mapped to suite units as in `plan`). `reps`
+    independent projections (the fit and exact LOO do not change). Returns
+    {estimator: {metric: {"mean", "se"}}} (`sims.engine.metrics.mean_and_se` over reps x test points)."""
+    import jax
+    import jax.numpy as jnp
+
+    from ..engine.data import Data
+    from ..engine.metrics import mean_and_se
+    from ..engine.simulate import analyze, replicate_key, validate_sim
+
+    X, y = check_features(np.asarray(X), y, family)
+    n, p = X.shape
+    c2 = float(np.sum(np.asarray(X, float) ** 2)) / n
+    c = math.sqrt(c2)
+    sp = validate_sim(family=family, p=p, delta=n / p, kappa=k / p, lam=lam / c2, lam_trak=lam_trak / c2,
+                      n_proj=n_proj, n_test=X0.shape[0], reps=reps, seed=seed)
+    data = Data(jnp.asarray(X / c), jnp.asarray(y), jnp.asarray(np.asarray(X0, float) / c), jnp.zeros(p))
+    results = [analyze(sp, data, jax.random.split(replicate_key(seed, r))[1]) for r in range(reps)]
+    return {e: {m: dict(zip(("mean", "se"), mean_and_se(np.stack([r.metrics[e][m] for r in results]))))
+                for m in ("pearson", "spearman", "rel_error")} for e in results[0].metrics}
 
 
 # ----------------------------------------------------------------------------------- output
