@@ -360,7 +360,7 @@ def format_plan(result: dict) -> str:
     if any(rec["k"] is None for rec in result["recommendation"]):
         lines.append(f"the target {i['target']:g} is unreachable for some M at lam_T = {i['lam_trak']:g}: "
                      "the ceiling column is the best predicted value on the k grid.")
-    lines.append(f"(theory in {i['timings']['total_s']:.1f} s; lam_T on your scale, TRAK with P ~ N(0, 1/k); "
+    lines.append(f"(spectrum {i['timings']['spectrum_s']:.1f} s, fit {i['timings']['fit_s']:.1f} s, total {i['timings']['total_s']:.1f} s; lam_T on your scale, TRAK with P ~ N(0, 1/k); "
                  "traker's lambda = lam_T k/p; docs/plan.md)")
     return "\n".join(lines)
 
