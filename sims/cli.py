@@ -322,6 +322,59 @@ def _run_figures(args) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------------------- plan
+def _add_plan(sub) -> None:
+    p = sub.add_parser(
+        "plan", help="projection size k and number of projections M that TRAK needs on your own features",
+        description="Fit the ridge GLM on your features (or take --beta), take the spectrum of X^T X, plug "
+                    "in the signal and predict TRAK's Pearson/Spearman correlation with exact LOO along k "
+                    "for each M; report the smallest k reaching --target (or the ceiling), the effective "
+                    "dimension and the best lam_T per k. lam and lam_T are on the scale of your features "
+                    "(docs/plan.md).")
+    g = p.add_argument_group("input (one of --data or --features with --labels)")
+    g.add_argument("--data", default=None, metavar="FILE.npz", help="archive with arrays X (n x p) and y (n)")
+    g.add_argument("--features", default=None, metavar="X.npy", help="features, memory-mapped")
+    g.add_argument("--labels", default=None, metavar="y.npy", help="labels")
+    g.add_argument("--beta", default=None, metavar="BETA.npy", help="fitted coefficients (p) instead of fitting")
+    p.add_argument("--family", required=True, choices=("gaussian", "logistic", "poisson"), help="GLM family")
+    p.add_argument("--lam", type=_float, required=True, help="ridge penalty of the fit on your scale, > 0")
+    p.add_argument("--lam-trak", type=_float, default=0.0,
+                   help="ridge of TRAK's Gram P^T X^T X P, P ~ N(0, 1/k), on your scale (default: %(default)s)")
+    p.add_argument("--target", type=_float, default=0.9, help="target correlation in (0, 1) (default: %(default)s)")
+    p.add_argument("--metric", default="spearman", help="spearman or pearson (default: %(default)s)")
+    p.add_argument("--n-proj", type=_int, nargs="+", default=[1, 2, 4, 8, 16],
+                   help="numbers of projections M (default: 1 2 4 8 16)")
+    p.add_argument("--k-grid", type=_int, nargs="+", default=None,
+                   help="projection sizes k (default: about 40 from 1 to the largest valid k)")
+    p.add_argument("--spectrum", default="auto", choices=("auto", "exact", "randomized"),
+                   help="auto: exact when min(n, p) <= 2000, else randomized (default: %(default)s)")
+    p.add_argument("--seed", type=_int, default=0, help="seed of the randomized spectrum (default: %(default)s)")
+    p.add_argument("--plot", default=None, metavar="FILE.png", help="write a PNG of the curves")
+    p.add_argument("--json", action="store_true", help="print machine-readable JSON on stdout")
+    p.set_defaults(run=_run_plan)
+
+
+def _run_plan(args) -> int:
+    import numpy as np
+
+    from sims.runs.features import load_array, load_features
+    from sims.runs.plan import format_plan, plan, plot_plan
+
+    X, y = load_features(args.data, features=args.features, labels=args.labels)
+    beta = None
+    if args.beta is not None:
+        beta = load_array(args.beta, "beta file")
+        if not isinstance(beta, np.ndarray) or beta.dtype.kind not in "biuf":
+            raise InvalidParameterError(f"--beta must be a .npy file of numbers, got {args.beta!r}.")
+    result = plan(X, y, family=args.family, lam=args.lam, lam_trak=args.lam_trak, target=args.target,
+                  metric=args.metric, n_proj=args.n_proj, k_grid=args.k_grid, beta=beta,
+                  spectrum=args.spectrum, seed=args.seed)
+    if args.plot:
+        plot_plan(result, args.plot)
+    print(json.dumps(result, indent=2) if args.json else format_plan(result))
+    return 0
+
+
 # --------------------------------------------------------------------------------------- main
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
@@ -333,7 +386,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-SUBCOMMANDS = [_add_predict, _add_simulate, _add_sweep, _add_compare, _add_figures]
+SUBCOMMANDS = [_add_predict, _add_simulate, _add_sweep, _add_compare, _add_figures, _add_plan]
 
 
 def main(argv=None) -> int:

@@ -1,0 +1,365 @@
+"""A user's own training features: loading, validation, spectrum, GLM fit and plug-in signal.
+
+Used by `trak-sim plan` (`sims.runs.plan`) and by the real datasets (`sims.runs.real`).
+
+Scale (docs/plan.md). The user's rows x_i (n x p, any scale) map to the suite's normalization
+x ~ N(0, Sigma/p), tr(Sigma)/p = 1, by x_suite = x / c with c^2 = (1/n) sum_i ||x_i||^2. The fit
+sum_i l(y_i, x_i^T beta) + (lam/2)||beta||^2 and TRAK's Gram P^T X^T X P + lam_T I are then the
+suite's with lam_suite = lam / c^2, lam_T,suite = lam_T / c^2 (beta_suite = c beta); influences and
+metrics are unchanged.
+
+Spectrum: the eigenvalues lambda_j of X^T X, as s_j = p lambda_j / (n c^2) (mean 1; the spectrum
+of p Sigma_hat in suite units). Exact (symmetric eigendecomposition of the p x p Gram X^T X or of
+the n x n Gram X X^T, whichever is smaller, accumulated over row blocks in float64) when
+min(n, p) <= EXACT_MAX; otherwise a randomized range finder with power iterations on X^T X
+(Halko, Martinsson & Tropp 2011, Alg. 4.3/5.3), each product X^T (X Q) streamed over row blocks,
+for the top `top` eigenpairs; the remaining trace tr(X^T X) - sum(top), known exactly from the
+stream, is spread over the other min(n, p) - top directions as a power-law continuation of the
+last computed eigenvalue (flat if the remainder is larger than that allows). Zero eigenvalues
+(n < p, or rank-deficient features) are kept as zeros.
+
+Plug-in signal (as for the real datasets): with b = V^T beta_hat (beta_hat the fitted or given
+coefficients, V the eigenvectors), gamma^2 = beta^T Sigma_hat beta = (1/n)||X beta||^2 and
+theta_j = c^2 b_j^2 / gamma^2, so that (1/p) sum_j s_j theta_j = 1; for the gaussian family
+sigma^2 = (1/n)||y - X beta||^2. Directions beyond the computed eigenvectors (randomized path) get
+a common theta carrying the rest of gamma^2.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from theory.errors import InvalidParameterError, NotConvergedError
+
+EXACT_MAX = 2000            # exact eigendecomposition when min(n, p) <= this
+TOP = 500                   # eigenpairs of the randomized path
+OVERSAMPLE = 12
+POWER_ITERS = 2
+BLOCK_BYTES = 128 * 2**20   # float64 bytes of one row block
+FAMILIES = ("gaussian", "logistic", "poisson")
+
+
+# ---------------------------------------------------------------------------------- loading
+def load_array(path, what):
+    try:
+        return np.load(path, mmap_mode="r", allow_pickle=False)
+    except ValueError as e:
+        if "pickle" in str(e).lower() or "object" in str(e).lower():
+            raise InvalidParameterError(f"{what} {path} holds pickled data, which is never loaded; "
+                                        "save plain numeric arrays (np.save / np.savez).") from None
+        raise InvalidParameterError(f"{what} {path} is not a readable .npy/.npz file ({e}).") from None
+
+
+def load_features(data=None, *, features=None, labels=None):
+    """(X, y) from an .npz with arrays X (n x p) and y (n), or from two .npy files.
+
+    .npy files are memory-mapped (nothing is read until used); nothing is ever unpickled
+    (allow_pickle=False). Raises InvalidParameterError for a missing array, a pickled or
+    unreadable file, or both/neither of the two forms."""
+    if (data is None) == (features is None and labels is None):
+        raise InvalidParameterError("give either an .npz file (data) or both features and labels .npy files.")
+    if data is not None:
+        z = load_array(data, "data file")
+        if not isinstance(z, np.lib.npyio.NpzFile):
+            raise InvalidParameterError(f"data file {data} must be an .npz archive with arrays X and y.")
+        missing = [k for k in ("X", "y") if k not in z.files]
+        if missing:
+            raise InvalidParameterError(f"data file {data} has no array {missing[0]!r} (it has {', '.join(z.files) or 'none'}).")
+        try:
+            return z["X"], z["y"]
+        except ValueError:
+            raise InvalidParameterError(f"data file {data} holds pickled data, which is never loaded; "
+                                        "save plain numeric arrays (np.savez).") from None
+    if features is None or labels is None:
+        raise InvalidParameterError("features and labels must be given together.")
+    X, y = load_array(features, "features file"), load_array(labels, "labels file")
+    if isinstance(X, np.lib.npyio.NpzFile) or isinstance(y, np.lib.npyio.NpzFile):
+        raise InvalidParameterError("features and labels must be .npy files (use data for an .npz).")
+    return X, y
+
+
+def row_blocks(X, block_bytes: int = BLOCK_BYTES):
+    """Yield (start, block) with block a float64 copy of at most block_bytes of rows of X."""
+    n, p = X.shape
+    rows = max(1, block_bytes // (8 * p))
+    for i in range(0, n, rows):
+        yield i, np.asarray(X[i:i + rows], dtype=np.float64)
+
+
+def check_features(X, y, family: str):
+    """Validate (X, y) for `family`; return X (untouched: memory maps stay mapped) and y (float64).
+
+    One-sentence InvalidParameterError for: a family outside FAMILIES, non-numeric arrays, X not
+    2-D or y not 1-D, len(y) != n, n or p < 2, non-finite values, labels outside the family's
+    support (logistic: {0, 1}; poisson: non-negative integers)."""
+    if family not in FAMILIES:
+        raise InvalidParameterError(f"family must be one of {', '.join(FAMILIES)}, got {family!r}.")
+    for name, a in (("features X", X), ("labels y", y)):
+        if not isinstance(a, np.ndarray) or a.dtype.kind not in "biuf":
+            raise InvalidParameterError(f"{name} must be a numeric array, got dtype {getattr(a, 'dtype', type(a))}.")
+    if X.ndim != 2:
+        raise InvalidParameterError(f"features X must be 2-D (n x p), got shape {X.shape}.")
+    y = np.asarray(y, dtype=np.float64)
+    if y.ndim != 1:
+        raise InvalidParameterError(f"labels y must be 1-D, got shape {y.shape}.")
+    n, p = X.shape
+    if y.shape[0] != n:
+        raise InvalidParameterError(f"labels y have length {y.shape[0]} but X has {n} rows.")
+    if n < 2 or p < 2:
+        raise InvalidParameterError(f"X must have at least 2 rows and 2 columns, got {n} x {p}.")
+    if not np.all(np.isfinite(y)):
+        raise InvalidParameterError("labels y contain non-finite values (NaN or inf).")
+    if X.dtype.kind == "f":
+        for i, B in row_blocks(X):
+            if not np.all(np.isfinite(B)):
+                row = i + int(np.argmin(np.all(np.isfinite(B), axis=1)))
+                raise InvalidParameterError(f"features X contain non-finite values (first in row {row}).")
+    if family == "logistic" and not np.all((y == 0) | (y == 1)):
+        raise InvalidParameterError("labels y must be 0 or 1 for the logistic family.")
+    if family == "poisson" and not (np.all(y >= 0) and np.all(y == np.round(y))):
+        raise InvalidParameterError("labels y must be non-negative integers for the poisson family.")
+    return X, y
+
+
+# --------------------------------------------------------------------------------- products
+def matvec(X, v):
+    """X v (n,), over row blocks; float32 features are multiplied in float32."""
+    out = np.empty(X.shape[0])
+    if X.dtype == np.float32:
+        v32 = v.astype(np.float32)
+        rows = max(1, BLOCK_BYTES // (8 * X.shape[1]))
+        for i in range(0, X.shape[0], rows):
+            out[i:i + rows] = X[i:i + rows] @ v32
+        return out
+    for i, B in row_blocks(X):
+        out[i:i + B.shape[0]] = B @ v
+    return out
+
+
+def rmatvec(X, u):
+    """X^T u (p,), over row blocks."""
+    out = np.zeros(X.shape[1])
+    rows = max(1, BLOCK_BYTES // (8 * X.shape[1]))
+    for i in range(0, X.shape[0], rows):
+        B = X[i:i + rows]
+        if X.dtype == np.float32:
+            out += B.T @ u[i:i + rows].astype(np.float32)
+        else:
+            out += np.asarray(B, dtype=np.float64).T @ u[i:i + rows]
+    return out
+
+
+def _gram_times(X, Q):
+    """X^T (X Q) over row blocks (Q p x l), in X's precision for float32 features."""
+    out = np.zeros((X.shape[1], Q.shape[1]))
+    rows = max(1, BLOCK_BYTES // (8 * max(X.shape[1], Q.shape[1])))
+    Qc = Q.astype(np.float32) if X.dtype == np.float32 else Q
+    for i in range(0, X.shape[0], rows):
+        B = X[i:i + rows] if X.dtype == np.float32 else np.asarray(X[i:i + rows], dtype=np.float64)
+        out += B.T @ (B @ Qc)
+    return out
+
+
+# --------------------------------------------------------------------------------- spectrum
+class Spectrum(NamedTuple):
+    eig: np.ndarray        # (p,) eigenvalues of X^T X, descending (user scale)
+    V: np.ndarray          # (p, r) eigenvectors of the leading r eigenvalues
+    trace: float           # tr(X^T X) = sum_i ||x_i||^2
+    method: str            # "exact-primal", "exact-dual" or "randomized"
+    rank: int              # numerical rank (exact) or min(n, p) (randomized)
+
+
+def feature_spectrum(X, *, method: str = "auto", top: int = TOP, power_iters: int = POWER_ITERS,
+                     seed: int = 0) -> Spectrum:
+    """Eigenvalues of X^T X (and leading eigenvectors); see the module docstring."""
+    n, p = X.shape
+    if method not in ("auto", "exact", "randomized"):
+        raise InvalidParameterError(f"spectrum method must be auto, exact or randomized, got {method!r}.")
+    trace = sum(float(np.einsum("ij,ij->", B, B)) for _, B in row_blocks(X))
+    if trace <= 0:
+        raise InvalidParameterError("features X are all zero.")
+    if method == "exact" or (method == "auto" and min(n, p) <= EXACT_MAX):
+        if p <= n:
+            C = np.zeros((p, p))
+            for _, B in row_blocks(X):
+                C += B.T @ B
+            lam, V = np.linalg.eigh(C)
+            lam, V = lam[::-1], V[:, ::-1]
+            how = "exact-primal"
+        else:
+            K = np.zeros((n, n))
+            # X X^T by column blocks of X
+            cols = max(1, BLOCK_BYTES // (8 * n))
+            for j in range(0, p, cols):
+                B = np.asarray(X[:, j:j + cols], dtype=np.float64)
+                K += B @ B.T
+            mu, U = np.linalg.eigh(K)
+            mu, U = mu[::-1], U[:, ::-1]
+            keep = mu > mu[0] * max(n, p) * np.finfo(float).eps
+            U, mu_k = U[:, keep], mu[keep]
+            V = rmatvec_many(X, U) / np.sqrt(mu_k)          # right singular vectors, p x r
+            lam = np.concatenate([mu, np.zeros(p - n)])
+            how = "exact-dual"
+        lam = np.clip(lam, 0.0, None)
+        tol = lam[0] * max(n, p) * np.finfo(float).eps
+        lam[lam <= tol] = 0.0
+        r = int(np.sum(lam > 0))
+        return Spectrum(lam, V[:, :r] if how == "exact-dual" else V, trace, how, r)
+    # randomized range finder with power iterations, streamed over row blocks
+    rmax = min(n, p)
+    ell = min(rmax, top + OVERSAMPLE)
+    rng = np.random.default_rng(seed)
+    Y = _gram_times(X, rng.standard_normal((p, ell)))
+    for _ in range(power_iters):
+        Q, _ = np.linalg.qr(Y)
+        Y = _gram_times(X, Q)
+    Q, _ = np.linalg.qr(Y)
+    T = Q.T @ _gram_times(X, Q)
+    lam_t, W = np.linalg.eigh((T + T.T) / 2)
+    order = np.argsort(lam_t)[::-1][:min(top, ell)]
+    lam_t, V = np.clip(lam_t[order], 0.0, None), Q @ W[:, order]
+    m = lam_t.size
+    tail = np.zeros(p - m)
+    rest, count = max(trace - lam_t.sum(), 0.0), rmax - m
+    if count > 0 and rest > 0:
+        tail[:count] = _power_tail(lam_t[-1], rest, count)
+    return Spectrum(np.concatenate([lam_t, tail]), V, trace, "randomized", rmax)
+
+
+def rmatvec_many(X, U):
+    """X^T U (p x r) over row blocks."""
+    out = np.zeros((X.shape[1], U.shape[1]))
+    for i, B in row_blocks(X):
+        out += B.T @ U[i:i + B.shape[0]]
+    return out
+
+
+def _power_tail(last: float, mass: float, count: int) -> np.ndarray:
+    """count values last * (j0/(j0 + j))^a, j = 1..count (j0 = the number computed), summing to
+    mass: a power-law continuation of the computed spectrum; flat when mass >= last * count."""
+    if mass >= last * count or last <= 0:
+        return np.full(count, mass / count)
+    j = np.arange(1, count + 1, dtype=float)
+    lo, hi = 0.0, 1.0
+    f = lambda a: np.sum(last * (1.0 + j / count) ** (-a)) - mass  # noqa: E731
+    while f(hi) > 0 and hi < 1e6:
+        hi *= 2.0
+    for _ in range(100):
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if f(mid) > 0 else (lo, mid)
+    vals = last * (1.0 + j / count) ** (-hi)
+    return vals * mass / vals.sum()
+
+
+# -------------------------------------------------------------------------------------- fit
+def fit_glm(X, y, family: str, lam: float, spec: Spectrum, *, tol: float | None = None,
+            max_iter: int = 60, beta0=None):
+    """Ridge GLM by damped Newton with preconditioned conjugate gradients (user scale).
+
+    Each Newton system (X^T W X + lam I) d = -grad is solved by CG preconditioned with
+    V diag(1/(w_bar lambda + lam)) V^T + (I - V V^T)/(w_bar lambda_rest + lam) (w_bar = mean w,
+    lambda_rest the largest eigenvalue not in V; exact for the gaussian family), products with X
+    over row blocks. Stops at ||grad|| <= tol ||grad(0)|| (tol 1e-9, 1e-6 for float32 features).
+    Returns (beta, {"newton_steps", "cg_steps", "rel_grad"}); raises NotConvergedError."""
+    from theory.families import get_family
+
+    fam = get_family(family)
+    if tol is None:
+        tol = 1e-6 if X.dtype == np.float32 else 1e-9
+    n, p = X.shape
+    V, lamV = spec.V, spec.eig[:spec.V.shape[1]]
+    rest = spec.eig[V.shape[1]] if V.shape[1] < p else 0.0
+
+    def F(beta, eta):
+        return float(np.sum(np.asarray(fam.loss(y, eta)))) + 0.5 * lam * float(beta @ beta)
+
+    beta = np.zeros(p) if beta0 is None else np.array(beta0, dtype=float)
+    eta = matvec(X, beta)
+    g0 = None
+    cg_total, rel = 0, np.inf
+    for it in range(max_iter + 1):
+        g, w = np.asarray(fam.grad(y, eta)), np.asarray(fam.hess(y, eta))
+        grad = rmatvec(X, g) + lam * beta
+        gn = float(np.linalg.norm(grad))
+        g0 = gn if g0 is None else g0
+        rel = gn / g0 if g0 > 0 else 0.0
+        if rel <= tol or it == max_iter:
+            break
+        wb = float(np.mean(w))
+        dV = 1.0 / (wb * lamV + lam)
+        dR = 1.0 / (wb * rest + lam)
+
+        def Minv(v):
+            c = V.T @ v
+            return V @ (dV * c) + dR * (v - V @ c)
+
+        def Hv(v):
+            return rmatvec(X, w * matvec(X, v)) + lam * v
+
+        # CG on H d = -grad, relative tolerance min(0.1, sqrt(rel)) (inexact Newton)
+        d, r = np.zeros(p), -grad
+        z = Minv(r)
+        q = z.copy()
+        rz = float(r @ z)
+        eps = min(0.1, np.sqrt(rel)) * gn
+        for _ in range(500):
+            Hq = Hv(q)
+            a = rz / float(q @ Hq)
+            d += a * q
+            r -= a * Hq
+            cg_total += 1
+            if np.linalg.norm(r) <= eps:
+                break
+            z = Minv(r)
+            rz_new = float(r @ z)
+            q = z + (rz_new / rz) * q
+            rz = rz_new
+        # Armijo backtracking on the objective
+        f0, slope, t = F(beta, eta), float(grad @ d), 1.0
+        Xd = matvec(X, d)
+        while t > 1e-10:
+            eta_t = eta + t * Xd
+            if F(beta + t * d, eta_t) <= f0 + 1e-4 * t * slope:
+                break
+            t *= 0.5
+        else:
+            break
+        beta, eta = beta + t * d, eta_t
+    if not rel <= max(tol, 1e-4):
+        raise NotConvergedError(f"the {family} ridge fit stopped at relative gradient {rel:.2g} "
+                                f"after {it} Newton steps; increase lam.")
+    return beta, {"newton_steps": it, "cg_steps": cg_total, "rel_grad": rel}
+
+
+# ----------------------------------------------------------------------------- plug-in signal
+def plug_in_alignment(s, V, beta):
+    """(theta, gamma) of coefficients beta against eigenvectors V (columns) and spectrum s of
+    p Sigma_hat (mean 1): b = V^T beta, gamma^2 = (1/p) sum s b^2, theta = b^2 / gamma^2.
+    (The plug-in of the real datasets, `sims.runs.real.load`.)"""
+    b = V.T @ beta
+    gamma2 = float(np.mean(s * b**2))
+    return b**2 / gamma2, float(np.sqrt(gamma2))
+
+
+def suite_summary(X, y, family: str, spec: Spectrum, beta) -> dict:
+    """Spectrum s (mean 1), alignment theta, gamma, sigma and scale c^2 in suite units."""
+    n, p = X.shape
+    c2 = spec.trace / n
+    s = p * spec.eig / spec.trace
+    eta = matvec(X, beta)
+    gamma2 = float(eta @ eta) / n
+    if gamma2 <= 0:
+        raise InvalidParameterError("the coefficients give X beta = 0: no signal to plug in (check y or beta).")
+    r = spec.V.shape[1]
+    b = spec.V.T @ beta
+    theta = np.zeros(p)
+    theta[:r] = c2 * b**2 / gamma2
+    covered = float(np.sum(spec.eig[:r] * b**2)) / n           # part of gamma^2 in the computed directions
+    tail_mass = float(np.sum(spec.eig[r:]))
+    if r < p and tail_mass > 0:
+        theta[r:] = np.where(spec.eig[r:] > 0, c2 * max(gamma2 - covered, 0.0) / tail_mass * n / gamma2, 0.0)
+    theta = theta / np.mean(s * theta)
+    sigma = float(np.sqrt(np.mean((y - eta) ** 2))) if family == "gaussian" else 0.0
+    return dict(s=s, theta=theta, gamma=float(np.sqrt(gamma2)), sigma=sigma, c2=float(c2))

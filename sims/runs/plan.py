@@ -1,0 +1,398 @@
+"""`trak-sim plan`: the projection size k and number of projections M that TRAK needs on a user's
+own training features, from the general-covariance theory (docs/plan.md).
+
+Pipeline: validate (X, y) (`features.check_features`); spectrum of X^T X (`features.feature_spectrum`);
+fit the ridge GLM or take the given beta (`features.fit_glm`); plug-in signal and suite units
+(`features.suite_summary`: s, theta, gamma, sigma, c^2; lam and lam_T divided by c^2); then the
+theory of `theory.predict_spectrum` along k for each M:
+
+    TRAK (docs/theory.md §7):  Pearson = rho_M = tau_AB / sqrt(tau_A2 tau_Bbar2),
+                               tau_Bbar2 = tau_B2/M + (1 - 1/M) s2,
+                               relerr = sqrt(1 - 2 tau_AB/((1 + c_T) tau_A2) + tau_Bbar2/((1 + c_T)^2 tau_A2)),
+                               Spearman = spearman_trak(g, omega, rho_M),
+
+the fixed point (the law of (g, w) and the constants c, E[w/(1+cw)], E[w^2/(1+cw)^2]) being solved
+once by `predict_spectrum` and the traces (`theory.general.kernel_traces_general`) once per
+(k, lam_T); `tests/test_plan.py` checks the result against `predict_spectrum` itself. IF does not
+depend on k or M. The corrected variants (trak_w, trak_lev, trak_wlev) are added through
+`predict_spectrum(..., variants=True)` when the theory provides them (reported unavailable otherwise).
+
+Both metrics of TRAK increase with rho_M, so the lam_T that maximises either maximises rho_M; it is
+found on a log grid of lam_T per (k, M).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+
+from theory.errors import InvalidParameterError
+
+from .features import check_features, feature_spectrum, fit_glm, suite_summary
+
+METRICS = ("spearman", "pearson")
+DEFAULT_N_PROJ = (1, 2, 4, 8, 16)
+VARIANTS = ("trak_w", "trak_lev", "trak_wlev")
+LAM_T_GRID = np.logspace(-5, 1, 25)     # times delta (the scale of the Gram's eigenvalues, suite units)
+
+
+def _check_options(family, lam, lam_trak, target, metric, n_proj, k_grid, p):
+    from theory.params import check_int, check_real
+
+    if metric not in METRICS:
+        raise InvalidParameterError(f"metric must be spearman or pearson, got {metric!r}.")
+    target = check_real("target", target)
+    if not 0.0 < target < 1.0:
+        raise InvalidParameterError(f"target must be strictly between 0 and 1, got {target:g}.")
+    lam = check_real("lam", lam)
+    if not lam > 0:
+        raise InvalidParameterError(f"lam must be > 0 (on the scale of your features), got {lam:g}.")
+    lam_trak = check_real("lam_trak", lam_trak, lo=0.0)
+    n_proj = sorted({check_int("n_proj", m, lo=1, hi=10**6) for m in np.atleast_1d(n_proj).tolist()})
+    if not n_proj:
+        raise InvalidParameterError("n_proj needs at least one value.")
+    if k_grid is not None:
+        k_grid = sorted({check_int("k", k, lo=1, hi=p) for k in np.atleast_1d(k_grid).tolist()})
+        if not k_grid:
+            raise InvalidParameterError("k_grid needs at least one value.")
+    return lam, lam_trak, target, n_proj, k_grid
+
+
+def default_k_grid(p: int, k_max: int, points: int = 40) -> list:
+    """About `points` integers from 1 to k_max, geometrically spaced."""
+    return sorted({int(round(v)) for v in np.geomspace(1, max(k_max, 1), points)} | {k_max})
+
+
+class _Theory:
+    """The fixed point once; TRAK's metrics at any (k, lam_T, M) from the traces."""
+
+    def __init__(self, sm, family, delta, lam_s, nodes=None):
+        import jax
+        import jax.numpy as jnp
+
+        from theory import predict_spectrum
+        from theory.glm_law import DEFAULT_NODES, atoms, quadrature
+        from theory.spearman import spearman_trak
+
+        self.s, self.theta, self.family, self.delta, self.lam = sm["s"], sm["theta"], family, delta, lam_s
+        self.gamma, self.sigma = sm["gamma"], sm["sigma"]
+        self.p = self.s.size
+        self.rank = int(np.sum(self.s > 0))
+        self.nodes = nodes or DEFAULT_NODES
+        # operating point: k = 1, M = 1, lam_T = 1 (always valid; its TRAK part is not used): IF and
+        # the fixed-point constants
+        self.base = predict_spectrum(self.s, self.theta, family=family, delta=delta, kappa=1.0 / self.p,
+                                     lam=lam_s, lam_trak=1.0, gamma=self.gamma, sigma=self.sigma, n_proj=1,
+                                     nodes=self.nodes)
+        k = self.base["constants"]
+        if family == "gaussian":
+            x, wx = np.polynomial.hermite_e.hermegauss(self.nodes)
+            g, wt = x * np.sqrt(k["e_g2"]), wx / wx.sum()
+        else:
+            a = k["m"] / self.gamma
+            _, _, g, _, wt = atoms(quadrature(family, self.gamma, self.sigma, self.nodes), family, k["c"], a, k["r"])
+        g, wt = jnp.asarray(g), jnp.asarray(wt)
+        self._spear = jax.jit(jax.vmap(lambda r: spearman_trak(g, wt, r)))
+        self.law = dict(g=np.asarray(g), wt=np.asarray(wt))
+
+    def valid(self, k, lam_t) -> bool:
+        if lam_t > 0:
+            return True
+        # lam_T = 0: the sketched Gram must be invertible in the limit (k below the rank and n), or
+        # P square (k = p = rank < n: the unprojected kernel)
+        return (k < self.rank and k < self.delta * self.p) or (k == self.p == self.rank and self.delta > 1)
+
+    def traces(self, k, lam_t):
+        """(tau_A2, tau_AB, tau_B2, s2, c_T) at projection size k and ridge lam_t (suite units)."""
+        from theory.general import kernel_traces_general
+
+        if not self.valid(k, lam_t):
+            return None
+        c = self.base["constants"]
+        if lam_t == 0 and self.rank < self.p:
+            # zero eigenvalues make the lam_T = 0 equation 0/0 at mu = 0: take the limit lam_T -> 0+
+            lam_t = 1e-10 * self.delta
+        try:
+            with np.errstate(all="ignore"):
+                t = kernel_traces_general(s=self.s, delta=self.delta, lam=self.lam, kappa=k / self.p,
+                                          lam_trak=lam_t, n_proj=1, identity=False, c=c["c"],
+                                          e_w_w=c["e_w_w"], e_w2_w2=c["e_w2_w2"])
+        except (ValueError, ZeroDivisionError, FloatingPointError):
+            return None
+        out = np.array([t["tau_A2"], t["tau_AB"], t["tau_B2"], t["s2"], t["c_T"]])
+        return out if np.all(np.isfinite(out)) and t["tau_B2"] > 0 else None
+
+    @staticmethod
+    def rho_relerr(tr, M):
+        a2, ab, b2, s2, cT = tr
+        bb = b2 / M + (1.0 - 1.0 / M) * s2
+        rho = ab / math.sqrt(a2 * bb)
+        rel = math.sqrt(max(1.0 - 2.0 * ab / ((1.0 + cT) * a2) + bb / ((1.0 + cT) ** 2 * a2), 0.0))
+        return rho, rel
+
+    def spearman(self, rhos):
+        rhos = np.asarray(rhos, dtype=float)
+        if not rhos.size:
+            return rhos
+        size = max(8, 1 << (rhos.size - 1).bit_length())     # few shapes, few compilations
+        return np.asarray(self._spear(np.pad(rhos, (0, size - rhos.size))))[:rhos.size]
+
+
+def plan(X, y, *, family: str, lam: float, lam_trak: float = 0.0, target: float = 0.9,
+         metric: str = "spearman", n_proj=DEFAULT_N_PROJ, k_grid=None, beta=None,
+         spectrum: str = "auto", seed: int = 0, scan_lam_trak: bool = True) -> dict:
+    """Smallest projection size k per number of projections M for TRAK to reach `target`
+    (Pearson or Spearman correlation with exact LOO, predicted by the theory) on features X (n x p,
+    any scale, numpy array or memory map) with labels y; lam and lam_trak on the scale of X
+    (docs/plan.md). beta: coefficients to use instead of fitting. Returns a dict with keys
+    curve, recommendation, effective_dimension, best_lam_trak, if, inputs (docs/plan.md).
+    Raises InvalidParameterError (bad input) or NotConvergedError."""
+    t_start = time.perf_counter()
+    X, y = check_features(X, y, family)
+    n, p = X.shape
+    lam, lam_trak, target, n_proj, k_grid = _check_options(family, lam, lam_trak, target, metric, n_proj,
+                                                           k_grid, p)
+    timings = {}
+    t0 = time.perf_counter()
+    spec = feature_spectrum(X, method=spectrum, seed=seed)
+    timings["spectrum_s"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    fit_info = {"given": True}
+    if beta is None:
+        beta, fit_info = fit_glm(X, y, family, lam, spec)
+        fit_info["given"] = False
+    else:
+        beta = np.asarray(beta, dtype=float)
+        if beta.shape != (p,) or not np.all(np.isfinite(beta)):
+            raise InvalidParameterError(f"beta must be {p} finite numbers (one per column of X), got shape {beta.shape}.")
+    timings["fit_s"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    sm = suite_summary(X, y, family, spec, beta)
+    c2, delta = sm["c2"], n / p
+    lam_s, lam_t_s = lam / c2, lam_trak / c2
+    th = _Theory(sm, family, delta, lam_s)
+    const = th.base["constants"]
+    if k_grid is None:
+        k_max = p if lam_t_s > 0 else min(p, th.rank - 1, n - 1)
+        k_grid = default_k_grid(p, max(k_max, 1))
+
+    def user_lam_t(v, k):   # suite -> user scale, and traker's lambda (P with N(0, 1/p) entries)
+        return dict(lam_trak=v * c2, lam_trak_traker=v * c2 * k / p)
+
+    # curve at the user's lam_T
+    curve, rows = [], []
+    for k in k_grid:
+        tr = th.traces(k, lam_t_s)
+        for M in n_proj:
+            if tr is None:
+                rows.append((k, M, None, None))
+                continue
+            rho, rel = th.rho_relerr(tr, M)
+            rows.append((k, M, rho, rel))
+    sp = iter(th.spearman([r[2] for r in rows if r[2] is not None]).tolist())
+    value = {}
+    for k, M, rho, rel in rows:
+        if rho is None:
+            curve.append(dict(estimator="trak", k=k, n_proj=M, pearson=None, spearman=None, rel_error=None))
+            continue
+        row = dict(estimator="trak", k=k, n_proj=M, pearson=rho, spearman=float(next(sp)), rel_error=rel)
+        curve.append(row)
+        value[(k, M)] = row[metric]
+    ifm = th.base["estimators"]["if"]
+    curve.append(dict(estimator="if", k=None, n_proj=None, pearson=ifm["pearson"], spearman=ifm["spearman"],
+                      rel_error=ifm["rel_error"]))
+
+    def metric_at(k, M):
+        tr = th.traces(k, lam_t_s)
+        if tr is None:
+            return None
+        rho, rel = th.rho_relerr(tr, M)
+        return rho if metric == "pearson" else float(th.spearman([rho])[0])
+
+    # variants, through predict_spectrum when the theory has them
+    variants = _variants(th, curve, k_grid, n_proj, lam_t_s)
+
+    # recommendation per M: first crossing on the grid, refined by bisection on integers
+    recommendation = []
+    for M in n_proj:
+        vals = [(k, value.get((k, M))) for k in k_grid]
+        ok = [(k, v) for k, v in vals if v is not None]
+        if not ok:
+            recommendation.append(dict(n_proj=M, k=None, predicted=None, reachable=False, ceiling=None,
+                                       ceiling_k=None))
+            continue
+        ceil_k, ceil_v = max(ok, key=lambda kv: kv[1])
+        idx = next((i for i, (k, v) in enumerate(vals) if v is not None and v >= target), None)
+        rec = dict(n_proj=M, k=None, predicted=None, reachable=idx is not None, ceiling=ceil_v, ceiling_k=ceil_k)
+        if idx is not None:
+            hi, vhi = vals[idx]
+            lo = vals[idx - 1][0] if idx > 0 else 0
+            while hi - lo > 1:
+                mid = (lo + hi) // 2
+                v = metric_at(mid, M)
+                if v is not None and v >= target:
+                    hi, vhi = mid, v
+                else:
+                    lo = mid
+            rec.update(k=hi, predicted=vhi)
+        recommendation.append(rec)
+
+    # best lam_T per (k, M)
+    best = []
+    if scan_lam_trak:
+        grid = np.concatenate([[0.0], LAM_T_GRID * delta])
+        for k in k_grid:
+            trs = [(lt, th.traces(k, lt)) for lt in grid]
+            trs = [(lt, t) for lt, t in trs if t is not None]
+            for M in n_proj:
+                if not trs:
+                    continue
+                cand = [(lt, *th.rho_relerr(t, M)) for lt, t in trs]
+                lt, rho, rel = max(cand, key=lambda c: c[1])
+                best.append(dict(k=k, n_proj=M, **user_lam_t(lt, k), pearson=rho, rel_error=rel))
+        sps = th.spearman([b["pearson"] for b in best])
+        for b, v in zip(best, sps.tolist()):
+            b["spearman"] = v
+            b["predicted"] = b[metric]
+        for rec in recommendation:
+            cands = [b for b in best if b["n_proj"] == rec["n_proj"]]
+            hit = next((b for b in cands if b["predicted"] >= target), None)
+            top = max(cands, key=lambda b: b["predicted"]) if cands else None
+            rec["with_best_lam_trak"] = dict(
+                k=hit["k"] if hit else None, lam_trak=hit["lam_trak"] if hit else None,
+                predicted=hit["predicted"] if hit else None,
+                ceiling=top["predicted"] if top else None, ceiling_k=top["k"] if top else None)
+
+    # effective dimension and the rule k ~ d_eff
+    d_A, ell_A = const["d_A"], const["ell_A"]
+    k_rule = int(min(max(1, math.ceil(d_A)), p))
+    at_rule = [dict(n_proj=M, predicted=metric_at(k_rule, M)) for M in n_proj]
+    effective_dimension = dict(d_A=d_A, ell_A=ell_A, k_rule=k_rule, predicted_at_k_rule=at_rule,
+                               rank=th.rank, definition="d_A = sum_j s_j/(s_j + ell_A), ell_A = lam/(delta E[w/(1+cw)])")
+    timings["theory_s"] = time.perf_counter() - t0
+    timings["total_s"] = time.perf_counter() - t_start
+    inputs = dict(n=n, p=p, dtype=str(X.dtype), family=family, lam=lam, lam_trak=lam_trak, target=target,
+                  metric=metric, n_proj=list(n_proj), k_grid=list(k_grid), scale_c2=c2, lam_suite=lam_s,
+                  lam_trak_suite=lam_t_s, delta=delta, gamma=sm["gamma"], sigma=sm["sigma"],
+                  spectrum_method=spec.method, spectrum_eigenpairs=int(spec.V.shape[1]), fit=fit_info,
+                  variants=variants, timings=timings)
+    return dict(curve=curve, recommendation=recommendation, effective_dimension=effective_dimension,
+                best_lam_trak=best, inputs=inputs)
+
+
+def _variants(th, curve, k_grid, n_proj, lam_t_s) -> str:
+    """Append the corrected variants to `curve` when `predict_spectrum(variants=True)` provides
+    them; returns "available" or why not."""
+    from theory import predict_spectrum
+
+    def call(k, M):
+        return predict_spectrum(th.s, th.theta, family=th.family, delta=th.delta, kappa=k / th.p, lam=th.lam,
+                                lam_trak=lam_t_s, gamma=th.gamma, sigma=th.sigma, n_proj=M, variants=True,
+                                nodes=th.nodes)
+    try:
+        call(1, 1)
+    except InvalidParameterError as e:
+        return f"unavailable: {e}"
+    for k in k_grid:
+        for M in n_proj:
+            if not th.valid(k, lam_t_s):
+                continue
+            est = call(k, M)["estimators"]
+            for name in VARIANTS:
+                if name in est:
+                    curve.append(dict(estimator=name, k=k, n_proj=M, **{m: est[name][m] for m in
+                                                                         ("pearson", "spearman", "rel_error")}))
+    return "available"
+
+
+# ------------------------------------------------------------------------------- validation
+def simulate_at(X, y, X0, *, family: str, lam: float, k: int, n_proj: int = 1, lam_trak: float = 0.0,
+                reps: int = 5, seed: int = 0) -> dict:
+    """Exact LOO versus TRAK (k, M = n_proj, lam_T) and IF on the user's own data: training rows
+    (X, y), test rows X0, all on the user's scale (mapped to suite units as in `plan`). `reps`
+    independent projections (the fit and exact LOO do not change). Returns
+    {estimator: {metric: {"mean", "se"}}} (`sims.engine.metrics.mean_and_se` over reps x test points)."""
+    import jax
+    import jax.numpy as jnp
+
+    from ..engine.data import Data
+    from ..engine.metrics import mean_and_se
+    from ..engine.simulate import analyze, replicate_key, validate_sim
+
+    X, y = check_features(np.asarray(X), y, family)
+    n, p = X.shape
+    c2 = float(np.sum(np.asarray(X, float) ** 2)) / n
+    c = math.sqrt(c2)
+    sp = validate_sim(family=family, p=p, delta=n / p, kappa=k / p, lam=lam / c2, lam_trak=lam_trak / c2,
+                      n_proj=n_proj, n_test=X0.shape[0], reps=reps, seed=seed)
+    data = Data(jnp.asarray(X / c), jnp.asarray(y), jnp.asarray(np.asarray(X0, float) / c), jnp.zeros(p))
+    results = [analyze(sp, data, jax.random.split(replicate_key(seed, r))[1]) for r in range(reps)]
+    return {e: {m: dict(zip(("mean", "se"), mean_and_se(np.stack([r.metrics[e][m] for r in results]))))
+                for m in ("pearson", "spearman", "rel_error")} for e in results[0].metrics}
+
+
+# ----------------------------------------------------------------------------------- output
+def format_plan(result: dict) -> str:
+    """Human-readable summary of a `plan` result."""
+    i, e = result["inputs"], result["effective_dimension"]
+    m = i["metric"]
+    lines = [f"{i['family']} ridge on {i['n']} x {i['p']} features ({i['dtype']}): lam = {i['lam']:g}, "
+             f"lam_T = {i['lam_trak']:g} (suite units: /{i['scale_c2']:.4g} -> {i['lam_suite']:.4g}, "
+             f"{i['lam_trak_suite']:.4g}); spectrum {i['spectrum_method']}, rank {e['rank']}; "
+             f"plug-in gamma = {i['gamma']:.3g}" + (f", sigma = {i['sigma']:.3g}" if i["family"] == "gaussian" else ""),
+             f"effective dimension d_A = {e['d_A']:.1f} -> rule k ~ d_eff = {e['k_rule']}",
+             f"target: {m} >= {i['target']:g} (TRAK vs exact LOO, predicted)",
+             f"{'M':>5s} {'k needed':>9s} {'predicted':>10s} {'at k_rule':>10s} {'ceiling (k)':>18s}"
+             f" {'best lam_T: k':>14s} {'lam_T':>10s}"]
+    for rec, rule in zip(result["recommendation"], e["predicted_at_k_rule"]):
+        k = "unreach." if rec["k"] is None else str(rec["k"])
+        pred = "-" if rec["predicted"] is None else f"{rec['predicted']:.4f}"
+        ceil = "-" if rec["ceiling"] is None else f"{rec['ceiling']:.4f} ({rec['ceiling_k']})"
+        ar = "-" if rule["predicted"] is None else f"{rule['predicted']:.4f}"
+        b = rec.get("with_best_lam_trak") or {}
+        bk = "-" if b.get("k") is None else str(b["k"])
+        bl = "-" if b.get("lam_trak") is None else f"{b['lam_trak']:.3g}"
+        lines.append(f"{rec['n_proj']:>5d} {k:>9s} {pred:>10s} {ar:>10s} {ceil:>18s} {bk:>14s} {bl:>10s}")
+    ifrow = next(r for r in result["curve"] if r["estimator"] == "if")
+    lines.append(f"IF (no projection): {m} {ifrow[m]:.4f}; corrected variants: {i['variants']}")
+    if any(rec["k"] is None for rec in result["recommendation"]):
+        lines.append(f"the target {i['target']:g} is unreachable for some M at lam_T = {i['lam_trak']:g}: "
+                     "the ceiling column is the best predicted value on the k grid.")
+    lines.append(f"(spectrum {i['timings']['spectrum_s']:.1f} s, fit {i['timings']['fit_s']:.1f} s, total {i['timings']['total_s']:.1f} s; lam_T on your scale, TRAK with P ~ N(0, 1/k); "
+                 "traker's lambda = lam_T k/p; docs/plan.md)")
+    return "\n".join(lines)
+
+
+def plot_plan(result: dict, path: str) -> str:
+    """PNG of the predicted metric along k for each M (user's lam_T solid, best lam_T dashed)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    i, e = result["inputs"], result["effective_dimension"]
+    m = i["metric"]
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    cmap = plt.get_cmap("viridis")
+    for j, M in enumerate(i["n_proj"]):
+        color = cmap(j / max(1, len(i["n_proj"]) - 1))
+        rows = [r for r in result["curve"] if r["estimator"] == "trak" and r["n_proj"] == M and r[m] is not None]
+        ax.plot([r["k"] for r in rows], [r[m] for r in rows], color=color, label=f"TRAK, M = {M}")
+        best = [b for b in result["best_lam_trak"] if b["n_proj"] == M]
+        if best:
+            ax.plot([b["k"] for b in best], [b[m] for b in best], color=color, ls="--", lw=0.9)
+    ifrow = next(r for r in result["curve"] if r["estimator"] == "if")
+    ax.axhline(ifrow[m], color="k", lw=0.8, ls=":", label="IF")
+    ax.axhline(i["target"], color="tab:red", lw=0.8, label=f"target {i['target']:g}")
+    ax.axvline(e["d_A"], color="gray", lw=0.8, ls="-.", label=f"d_A = {e['d_A']:.0f}")
+    ax.set_xscale("log")
+    ax.set_xlabel("projection size k")
+    ax.set_ylabel(f"predicted {m} with exact LOO")
+    ax.set_title(f"{i['family']}, n = {i['n']}, p = {i['p']}, lam_T = {i['lam_trak']:g} (dashed: best lam_T)",
+                 fontsize=9)
+    ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

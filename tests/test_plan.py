@@ -1,0 +1,161 @@
+"""`trak-sim plan` (sims/runs/plan.py, sims/runs/features.py): the fast theory path against
+predict_spectrum, scale invariance, spectra (exact primal/dual, randomized), bad input (exit 2,
+one sentence), an unreachable target (exit 0), and one exact-LOO validation on real data."""
+
+import json
+import pickle
+
+import numpy as np
+import pytest
+
+from sims.cli import main
+from sims.runs.features import feature_spectrum, fit_glm, suite_summary
+from sims.runs.plan import _Theory, plan, simulate_at
+from theory import InvalidParameterError, predict_spectrum
+
+
+def _logistic(n=300, p=40, seed=0, decay=1.0):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, p)) * np.arange(1, p + 1) ** (-decay / 2) * 2.0
+    beta = rng.standard_normal(p)
+    y = (rng.random(n) < 1 / (1 + np.exp(-X @ beta / np.sqrt(p)))).astype(float)
+    return X, y
+
+
+def test_fast_path_equals_predict_spectrum():
+    X, y = _logistic()
+    spec = feature_spectrum(X)
+    beta, info = fit_glm(X, y, "logistic", 0.5, spec)
+    assert info["rel_grad"] <= 1e-9
+    sm = suite_summary(X, y, "logistic", spec, beta)
+    assert abs(np.mean(sm["s"]) - 1) < 1e-12 and abs(np.mean(sm["s"] * sm["theta"]) - 1) < 1e-12
+    delta, lam_s = X.shape[0] / X.shape[1], 0.5 / sm["c2"]
+    th = _Theory(sm, "logistic", delta, lam_s)
+    for k, M, lt in ((10, 1, 0.0), (25, 4, 0.3)):
+        rho, rel = th.rho_relerr(th.traces(k, lt), M)
+        ref = predict_spectrum(sm["s"], sm["theta"], family="logistic", delta=delta, kappa=k / 40, lam=lam_s,
+                               lam_trak=lt, gamma=sm["gamma"], n_proj=M)["estimators"]["trak"]
+        assert rho == pytest.approx(ref["pearson"], abs=1e-10)
+        assert rel == pytest.approx(ref["rel_error"], abs=1e-10)
+        assert th.spearman([rho])[0] == pytest.approx(ref["spearman"], abs=1e-8)
+
+
+def test_scale_invariance_and_keys():
+    X, y = _logistic()
+    kw = dict(family="logistic", target=0.5, n_proj=(1, 4), scan_lam_trak=False)
+    a = plan(X, y, lam=0.5, lam_trak=0.1, **kw)
+    b = plan(3.0 * X, y, lam=4.5, lam_trak=0.9, **kw)
+    assert set(a) >= {"curve", "recommendation", "effective_dimension", "inputs"}
+    for ra, rb in zip(a["recommendation"], b["recommendation"]):
+        assert ra["k"] == rb["k"] and ra["predicted"] == pytest.approx(rb["predicted"], rel=1e-6)
+    assert a["effective_dimension"]["d_A"] == pytest.approx(b["effective_dimension"]["d_A"], rel=1e-6)
+    row = a["curve"][0]
+    assert set(row) == {"estimator", "k", "n_proj", "pearson", "spearman", "rel_error"}
+
+
+def test_rank_deficient_dual_and_randomized_spectrum():
+    rng = np.random.default_rng(1)
+    n, p = 60, 150                                   # n < p: the n x n Gram, p - n zero eigenvalues
+    X = rng.standard_normal((n, p)) * np.arange(1, p + 1) ** -0.8
+    spec = feature_spectrum(X)
+    assert spec.method == "exact-dual" and spec.rank == n and np.all(spec.eig[n:] == 0)
+    ref = np.linalg.eigvalsh(X.T @ X)[::-1]
+    assert np.allclose(spec.eig[:n], ref[:n], rtol=1e-8, atol=1e-10 * ref[0])
+    y = X @ rng.standard_normal(p) + 0.1 * rng.standard_normal(n)
+    res = plan(X, y, family="gaussian", lam=0.1, target=0.5, n_proj=(1,), scan_lam_trak=False)
+    valid = [r["k"] for r in res["curve"] if r["estimator"] == "trak" and r["pearson"] is not None]
+    assert max(valid) < n                             # lam_T = 0: k below the rank
+    # randomized top eigenpairs match the exact ones; the tail keeps the trace
+    Y = rng.standard_normal((400, 120)) * np.arange(1, 121) ** -1.0
+    ex, rz = feature_spectrum(Y, method="exact"), feature_spectrum(Y, method="randomized", top=30)
+    assert np.allclose(rz.eig[:10], ex.eig[:10], rtol=1e-6)
+    assert rz.eig.sum() == pytest.approx(ex.eig.sum(), rel=1e-10)
+
+
+def _run(argv, capsys):
+    code = main(argv)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture
+def files(tmp_path):
+    X, y = _logistic(n=120, p=12)
+    np.savez(tmp_path / "d.npz", X=X, y=y)
+    np.save(tmp_path / "X.npy", X.astype(np.float32))
+    np.save(tmp_path / "y.npy", y)
+    return tmp_path, X, y
+
+
+def _bad(tmp_path, name, **arrays):
+    np.savez(tmp_path / name, **arrays)
+    return str(tmp_path / name)
+
+
+def test_bad_input_exit_2_one_sentence(files, capsys):
+    tmp, X, y = files
+    Xn = X.copy()
+    Xn[3, 2] = np.nan
+    objs = np.empty(3, dtype=object)
+    np.save(tmp / "obj.npy", objs, allow_pickle=True)
+    with open(tmp / "p.npy", "wb") as f:
+        pickle.dump({"X": X}, f)
+    cases = {
+        "non-finite": ["--data", _bad(tmp, "a.npz", X=Xn, y=y)],
+        "shape": ["--data", _bad(tmp, "b.npz", X=X[:, 0], y=y)],
+        "length": ["--data", _bad(tmp, "c.npz", X=X, y=y[:-1])],
+        "labels": ["--data", _bad(tmp, "d2.npz", X=X, y=2 * y)],
+        "small": ["--data", _bad(tmp, "e.npz", X=X[:, :1], y=y)],
+        "pickled": ["--features", str(tmp / "obj.npy"), "--labels", str(tmp / "y.npy")],
+        "pickle file": ["--features", str(tmp / "p.npy"), "--labels", str(tmp / "y.npy")],
+        "target": ["--data", str(tmp / "d.npz"), "--target", "1.2"],
+        "metric": ["--data", str(tmp / "d.npz"), "--metric", "kendall"],
+        "missing array": ["--data", _bad(tmp, "f.npz", X=X)],
+    }
+    for what, argv in cases.items():
+        code, out, err = _run(["plan", "--family", "logistic", "--lam", "0.5", *argv], capsys)
+        assert code == 2, what
+        assert err.count("\n") == 1 and err.strip().endswith("."), (what, err)
+    for yb in (-y, y + 0.5):
+        code, _, err = _run(["plan", "--family", "poisson", "--lam", "0.5", "--data",
+                             _bad(tmp, "g.npz", X=X, y=yb)], capsys)
+        assert code == 2 and "poisson" in err
+
+
+def test_unreachable_target_exit_0_and_memmap(files, capsys):
+    tmp, X, y = files
+    code, out, err = _run(["plan", "--family", "logistic", "--lam", "0.5", "--features", str(tmp / "X.npy"),
+                           "--labels", str(tmp / "y.npy"), "--target", "0.999", "--n-proj", "1", "--json"],
+                          capsys)
+    assert code == 0, err
+    res = json.loads(out)
+    rec = res["recommendation"][0]
+    assert rec["k"] is None and not rec["reachable"] and 0 < rec["ceiling"] < 0.999
+    assert res["inputs"]["dtype"] == "float32"
+    code, out, _ = _run(["plan", "--family", "logistic", "--lam", "0.5", "--data", str(tmp / "d.npz"),
+                         "--target", "0.999", "--n-proj", "1", "--plot", str(tmp / "c.png")], capsys)
+    assert code == 0 and "unreachable" in out and (tmp / "c.png").stat().st_size > 0
+
+
+def test_recommended_k_achieves_target_on_real_data():
+    """digits_ridge: plan on 1497 training rows, exact LOO at the recommended k with 200 test rows."""
+    pytest.importorskip("sklearn")
+    from sims.runs.real import load
+
+    d = load("digits_ridge")
+    perm = np.random.default_rng(0).permutation(len(d.y))
+    tr, te = perm[200:], perm[:200]
+    res = plan(d.X[tr], d.y[tr], family="gaussian", lam=0.1, target=0.8, metric="pearson", n_proj=(2,),
+               scan_lam_trak=False)
+    rec = res["recommendation"][0]
+    assert rec["k"] is not None and rec["predicted"] >= 0.8
+    sim = simulate_at(d.X[tr], d.y[tr], d.X[te], family="gaussian", lam=0.1, k=rec["k"], n_proj=2, reps=4)
+    got = sim["trak"]["pearson"]
+    assert abs(got["mean"] - rec["predicted"]) <= 3 * got["se"] + 0.03, (got, rec)
+
+
+def test_api_rejects_bad_options():
+    X, y = _logistic(n=50, p=5)
+    for kw in (dict(target=0.0), dict(metric="lds"), dict(lam=0.0), dict(n_proj=[0]), dict(k_grid=[6])):
+        with pytest.raises(InvalidParameterError):
+            plan(X, y, **{"family": "logistic", "lam": 0.5, **kw})
