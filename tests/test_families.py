@@ -74,3 +74,34 @@ def test_sampler_matches_response_law(name):
 def test_unknown_family_is_a_named_error():
     with pytest.raises(InvalidParameterError, match="family must be one of"):
         get_family("cauchy")
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_label_support(name):
+    fam = get_family(name)
+    rng = np.random.default_rng(4)
+    assert fam.label_problem(_responses(name, 30, rng)) is None
+    assert fam.label_problem(np.array([0.0, np.nan])) == "must be finite"
+    if fam.support != "real":
+        assert fam.label_problem(np.array([0.0, 0.5])) is not None
+        assert fam.label_problem(np.array([0.0, -1.0])) is not None
+
+
+def test_probit_against_closed_forms():
+    """probit: l' = -y m(eta) + (1 - y) m(-eta) with the inverse Mills ratio m = phi/Phi (scipy),
+    prox derivative in y by finite differences (the family is not canonical), and the Candès–Sur
+    boundary at gamma = 0 (labels independent of the features: delta_sep = 2, as for logistic)."""
+    from scipy.stats import norm
+
+    fam = get_family("probit")
+    eta = np.linspace(-8.0, 8.0, 33)
+    mills = lambda t: norm.pdf(t) / norm.cdf(t)  # noqa: E731
+    np.testing.assert_allclose(fam.grad(jnp.ones_like(eta), eta), -mills(eta), rtol=1e-10)
+    np.testing.assert_allclose(fam.grad(jnp.zeros_like(eta), eta), mills(-eta), rtol=1e-10)
+    y, z, c = jnp.asarray(0.3), jnp.asarray(0.7), jnp.asarray(2.0)
+    h = 1e-6
+    fd = (fam.prox(y + h, z, c) - fam.prox(y - h, z, c)) / (2 * h)
+    jvp = jax.jvp(lambda yy: fam.prox(yy, z, c), (y,), (jnp.ones_like(y),))[1]
+    np.testing.assert_allclose(jvp, fd, rtol=1e-6)
+    assert abs(fam.separability(0.0) - 2.0) < 1e-6
+    assert fam.separability(1.0) > get_family("logistic").separability(1.0)   # Phi is steeper than sigmoid

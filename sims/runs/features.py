@@ -38,7 +38,6 @@ TOP = 500                   # eigenpairs of the randomized path
 OVERSAMPLE = 12
 POWER_ITERS = 2
 BLOCK_BYTES = 128 * 2**20   # float64 bytes of one row block
-FAMILIES = ("gaussian", "logistic", "poisson")
 
 
 # ---------------------------------------------------------------------------------- loading
@@ -93,9 +92,11 @@ def check_features(X, y, family: str):
 
     One-sentence InvalidParameterError for: a family outside FAMILIES, non-numeric arrays, X not
     2-D or y not 1-D, len(y) != n, n or p < 2, non-finite values, labels outside the family's
-    support (logistic: {0, 1}; poisson: non-negative integers)."""
-    if family not in FAMILIES:
-        raise InvalidParameterError(f"family must be one of {', '.join(FAMILIES)}, got {family!r}.")
+    support (`Family.label_problem`: {0, 1} for the binary families, non-negative integers for
+    poisson)."""
+    from theory.families import get_family
+
+    fam = get_family(family)
     for name, a in (("features X", X), ("labels y", y)):
         if not isinstance(a, np.ndarray) or a.dtype.kind not in "biuf":
             raise InvalidParameterError(f"{name} must be a numeric array, got dtype {getattr(a, 'dtype', type(a))}.")
@@ -116,10 +117,9 @@ def check_features(X, y, family: str):
             if not np.all(np.isfinite(B)):
                 row = i + int(np.argmin(np.all(np.isfinite(B), axis=1)))
                 raise InvalidParameterError(f"features X contain non-finite values (first in row {row}).")
-    if family == "logistic" and not np.all((y == 0) | (y == 1)):
-        raise InvalidParameterError("labels y must be 0 or 1 for the logistic family.")
-    if family == "poisson" and not (np.all(y >= 0) and np.all(y == np.round(y))):
-        raise InvalidParameterError("labels y must be non-negative integers for the poisson family.")
+    problem = fam.label_problem(y)
+    if problem:
+        raise InvalidParameterError(f"labels y {problem} for the {fam.name} family.")
     return X, y
 
 
@@ -361,5 +361,7 @@ def suite_summary(X, y, family: str, spec: Spectrum, beta) -> dict:
     if r < p and tail_mass > 0:
         theta[r:] = np.where(spec.eig[r:] > 0, c2 * max(gamma2 - covered, 0.0) / tail_mass * n / gamma2, 0.0)
     theta = theta / np.mean(s * theta)
-    sigma = float(np.sqrt(np.mean((y - eta) ** 2))) if family == "gaussian" else 0.0
+    from theory.families import get_family
+
+    sigma = float(np.sqrt(np.mean((y - eta) ** 2))) if get_family(family).uses_sigma else 0.0
     return dict(s=s, theta=theta, gamma=float(np.sqrt(gamma2)), sigma=sigma, c2=float(c2))

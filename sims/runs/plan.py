@@ -29,6 +29,7 @@ import time
 import numpy as np
 
 from theory.errors import InvalidParameterError
+from theory.families import get_family
 
 from .features import check_features, feature_spectrum, fit_glm, suite_summary
 
@@ -87,7 +88,7 @@ class _Theory:
                                      lam=lam_s, lam_trak=1.0, gamma=self.gamma, sigma=self.sigma, n_proj=1,
                                      nodes=self.nodes)
         k = self.base["constants"]
-        if family == "gaussian":
+        if get_family(family).quadratic:
             x, wx = np.polynomial.hermite_e.hermegauss(self.nodes)
             g, wt = x * np.sqrt(k["e_g2"]), wx / wx.sum()
         else:
@@ -341,7 +342,7 @@ def format_plan(result: dict) -> str:
     lines = [f"{i['family']} ridge on {i['n']} x {i['p']} features ({i['dtype']}): lam = {i['lam']:g}, "
              f"lam_T = {i['lam_trak']:g} (suite units: /{i['scale_c2']:.4g} -> {i['lam_suite']:.4g}, "
              f"{i['lam_trak_suite']:.4g}); spectrum {i['spectrum_method']}, rank {e['rank']}; "
-             f"plug-in gamma = {i['gamma']:.3g}" + (f", sigma = {i['sigma']:.3g}" if i["family"] == "gaussian" else ""),
+             f"plug-in gamma = {i['gamma']:.3g}" + (f", sigma = {i['sigma']:.3g}" if get_family(i["family"]).uses_sigma else ""),
              f"effective dimension d_A = {e['d_A']:.1f} -> rule k ~ d_eff = {e['k_rule']}",
              f"target: {m} >= {i['target']:g} (TRAK vs exact LOO, predicted)",
              f"{'M':>5s} {'k needed':>9s} {'predicted':>10s} {'at k_rule':>10s} {'ceiling (k)':>18s}"

@@ -77,14 +77,14 @@ class Family:
         return f"Family({self.name!r})"
 
     def label_problem(self, y) -> str | None:
-        """Why the responses y are outside this family's support, or None when they are valid."""
+        """Why the responses y are outside this family's support ("must be ..."), or None."""
         y = np.asarray(y)
         if not np.all(np.isfinite(y)):
-            return "labels must be finite"
+            return "must be finite"
         if self.support == "binary" and not np.all((y == 0) | (y == 1)):
-            return f"{self.name} labels must be 0 or 1"
+            return "must be 0 or 1"
         if self.support == "count" and not np.all((y >= 0) & (y == np.round(y))):
-            return f"{self.name} labels must be non-negative integers"
+            return "must be non-negative integers"
         return None
 
     def sample_separable(self, X, y) -> bool:
