@@ -1,0 +1,16 @@
+"""TRAK on a trained network: a small perceptron on scikit-learn's digits, trained to a tight
+optimum, its exact leave-one-out, the linearized model's, and the influence estimators at theta_hat
+(docs/network.md).
+
+    model       the perceptron as pure functions of a flat parameter vector
+    train       L-BFGS warm-up + trust-region Newton with the exact Hessian
+    loo         exact network LOO of every training point, warm-started at theta_hat
+    estimators  IF / NS with exact and Gauss–Newton Hessians, TRAK and its variants on phi
+    experiment  `run_network(...)`: everything scored against network and linearized LOO
+"""
+
+import theory  # noqa: F401  (enables float64 before any array is created)
+
+from .experiment import run_network  # noqa: E402
+
+__all__ = ["run_network"]
