@@ -45,19 +45,27 @@ class Fit(NamedTuple):
     status: jax.Array     # OK or one of the failure codes above
 
 
-def objective(family, X, y, beta, lam, weights=None):
-    """F(beta) = sum_i v_i l(y_i, x_i^T beta) + (lam/2) ||beta||^2 (sample weights v_i, default 1)."""
-    loss = get_family(family).loss(y, X @ beta)
+def objective(family, X, y, beta, lam, weights=None, offset=None):
+    """F(beta) = sum_i v_i l(y_i, x_i^T beta + o_i) + (lam/2) ||beta||^2 (sample weights v_i, default 1;
+    offsets o_i, default none)."""
+    loss = get_family(family).loss(y, _linear(X, beta, offset))
     return jnp.sum(loss if weights is None else weights * loss) + 0.5 * lam * beta @ beta
+
+
+def _linear(X, beta, offset):
+    """eta = X beta (+ offset when given; None adds nothing, so the computation is unchanged)."""
+    return X @ beta if offset is None else X @ beta + offset
 
 
 @partial(jax.jit, static_argnames=("family", "max_iter"))
 def newton_fit(X, y, lam, *, family: str, tol=1e-10, max_iter: int = 100, beta0=None,
-               weights=None, grad_scale=None) -> Fit:
+               weights=None, grad_scale=None, offset=None) -> Fit:
     """Minimize F by damped Newton from `beta0` (default 0); see the module docstring.
 
     `weights` (n,) multiplies each loss term (0 drops a point: exact leave-one-out refits);
-    convergence is ||grad F|| <= tol * grad_scale (default ||grad F(0)||).
+    convergence is ||grad F|| <= tol * grad_scale (default ||grad F(0)||). `offset` (n,) adds a
+    fixed o_i to every linear predictor, eta = X beta + o (a GLM with an offset; the returned eta
+    includes it); None (default) is the plain model, computed exactly as without the argument.
     """
     fam = get_family(family)
     n, p = X.shape
@@ -65,14 +73,14 @@ def newton_fit(X, y, lam, *, family: str, tol=1e-10, max_iter: int = 100, beta0=
     beta0 = jnp.zeros(p, X.dtype) if beta0 is None else beta0
     eye = jnp.eye(p, dtype=X.dtype)
     if grad_scale is None:
-        grad_scale = jnp.linalg.norm(X.T @ (v * fam.grad(y, jnp.zeros(n, X.dtype))))
+        grad_scale = jnp.linalg.norm(X.T @ (v * fam.grad(y, _linear(X, jnp.zeros(p, X.dtype), offset))))
     gnorm0 = jnp.maximum(grad_scale, 1e-300)
 
     def F(beta):
-        return objective(family, X, y, beta, lam, v)
+        return objective(family, X, y, beta, lam, v, offset)
 
     def gradient(beta):
-        return X.T @ (v * fam.grad(y, X @ beta)) + lam * beta
+        return X.T @ (v * fam.grad(y, _linear(X, beta, offset))) + lam * beta
 
     def cond(state):
         beta, it, status, rel = state
@@ -80,7 +88,7 @@ def newton_fit(X, y, lam, *, family: str, tol=1e-10, max_iter: int = 100, beta0=
 
     def body(state):
         beta, it, _, _ = state
-        eta = X @ beta
+        eta = _linear(X, beta, offset)
         grad = X.T @ (v * fam.grad(y, eta)) + lam * beta
         H = (X.T * (v * fam.hess(y, eta))) @ X + lam * eye
         d = jax.scipy.linalg.cho_solve((jnp.linalg.cholesky(H), True), grad)
@@ -110,7 +118,7 @@ def newton_fit(X, y, lam, *, family: str, tol=1e-10, max_iter: int = 100, beta0=
     rel0 = jnp.linalg.norm(gradient(beta0)) / gnorm0
     beta, it, status, rel = jax.lax.while_loop(cond, body, (beta0, 0, jnp.int32(OK), rel0))
     status = jnp.where((status == OK) & (rel > tol), MAX_ITER, status).astype(jnp.int32)
-    eta = X @ beta
+    eta = _linear(X, beta, offset)
     g, w = fam.grad(y, eta), fam.hess(y, eta)
     return Fit(beta, eta, g, w, X.T @ (v * g) + lam * beta, it, rel, status)
 

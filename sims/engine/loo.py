@@ -153,14 +153,14 @@ def _inverse_error(X, w, lam, A, key):
 
 
 @partial(jax.jit, static_argnames=("family", "max_iter"))
-def _loo_newton(idx, X, y, X0, beta, target, lam, tol, *, family: str, max_iter: int):
+def _loo_newton(idx, X, y, X0, beta, target, lam, tol, offset=None, *, family: str, max_iter: int):
     """Refit without point i by damped Newton from beta_hat, for each i in idx (the fallback),
     to ||grad|| <= target_i. Returns (X_0 (beta_hat - beta_{-i}), steps, ||grad|| / target_i)."""
 
     def one(i):
         weights = (jnp.arange(X.shape[0]) != i).astype(X.dtype)
         refit = newton_fit(X, y, lam, family=family, tol=tol, max_iter=max_iter, beta0=beta,
-                           weights=weights, grad_scale=target[i] / tol)
+                           weights=weights, grad_scale=target[i] / tol, offset=offset)
         resid = jnp.where(refit.status == OK, refit.rel_grad, jnp.inf)
         return X0 @ (beta - refit.beta), refit.n_iter, resid
 
@@ -214,13 +214,15 @@ def gradient_scales(X, g) -> tuple[np.ndarray, np.ndarray]:
 def exact_loo(family: str, X, y, X0, fit: Fit, A, lam, *, XA=None, tol: float = 1e-10,
               chord_iters: int = 30, newton_iters: int = 100, chunk_size: int | None = None,
               memory_budget: int = DEFAULT_MEMORY_BUDGET, track: bool | None = None,
-              progress=None) -> Loo:
+              progress=None, offset=None) -> Loo:
     """Exact LOO influence on every test point for every training point (see module docstring).
 
     `A` is H^{-1} at beta_hat and `XA` = X A (computed if absent). `track` forces (True) or
     forbids (False) tracking the coefficients; None decides from the accuracy of A. Raises `NotConvergedError`
     when some point misses the tolerance even after the Newton fallback. `progress`, if given,
     is called with the number of points finished after each step that finishes some.
+    `offset` (n,): a GLM with eta = X beta + offset; `fit` must then carry that eta (and g, w at
+    it), and the Newton fallback refits with the offset. None (default): no offset.
     """
     family = get_family(family).name
     n, p = X.shape
@@ -276,11 +278,12 @@ def exact_loo(family: str, X, y, X0, fit: Fit, A, lam, *, XA=None, tol: float = 
 
     slow = np.flatnonzero(~(resid <= tol) | ~np.all(np.isfinite(values), axis=0))
     target_d = place.replicate(target)[0]
+    offset_d = None if offset is None else place.replicate(offset)[0]
     for start in range(0, slow.size, B):
         idx = slow[start:start + B]
         size = min(B, place.round_up(max(8, 1 << int(np.ceil(np.log2(idx.size))))))  # few shapes
         padded = np.concatenate([idx, np.full(size - idx.size, idx[0])])
-        v, it, rr = _loo_newton(place.split(padded)[0], X, y, X0, beta, target_d, lam, tol,
+        v, it, rr = _loo_newton(place.split(padded)[0], X, y, X0, beta, target_d, lam, tol, offset_d,
                                 family=family, max_iter=newton_iters)
         values[:, idx] = np.asarray(v)[:idx.size].T
         iters[idx] += np.asarray(it)[:idx.size]
