@@ -152,7 +152,7 @@ def run_network(dataset: str = "digits", *, hidden: int = 6, n_train: int = 200,
     H_exact = dense_hessian(shapes, theta, X, y, lam, ones)
     H_gn = (Phi.T * w) @ Phi + lam * jnp.eye(p)
     A_exact, A_gn = inverse(H_exact), inverse(H_gn)
-    net = network_loo(shapes, theta, X, y, X0, lam, A_exact, Phi, g, w, tol=tol)
+    net = network_loo(shapes, theta, X, y, X0, lam, A_exact, Phi, g, w, tol=tol, newton_iters=max_iter)
     times["network_loo_s"] = time.perf_counter() - t1
 
     t2 = time.perf_counter()
