@@ -1,6 +1,9 @@
 """TRAK on a trained network (sims.network): the solver, the linearized LOO, TRAK's formula, errors.
 
-One small perceptron (H = 3 hidden units, n = 60 digits, p = 190) is trained once per module.
+One small perceptron (H = 3 hidden units, n = 60 digits, p = 190) is trained once per module. The
+fast tests keep to its shapes (the CLI smoke included), so that the jit-compiled kernels are compiled
+once per test session and shared through the persistent compilation cache (tests/conftest.py);
+compilation, not arithmetic, is what these tests cost. The larger variant is marked slow.
 """
 
 import json
@@ -26,6 +29,8 @@ from sims.network.train import dense_hessian, train  # noqa: E402
 from theory.errors import NotConvergedError  # noqa: E402
 
 LAM, H, N = 4.0, 3, 60
+# one xdist worker for the module under `make test` (--dist loadgroup): the fixture is trained once
+pytestmark = pytest.mark.xdist_group("network")
 
 
 @pytest.fixture(scope="module")
@@ -99,8 +104,8 @@ def test_linearized_loo_equals_refits_with_offset(net):
     A_gn = inverse((Phi.T * w) @ Phi + LAM * jnp.eye(p))
     fit = Fit(theta, f, g, w, Phi.T @ g + LAM * theta, jnp.asarray(0), jnp.asarray(0.0), jnp.asarray(0, jnp.int32))
     lin = exact_loo("logistic", Phi, net["y"], Phi0, fit, A_gn, LAM, tol=1e-11, offset=offset)
-    # theta_hat is also the minimizer of the linearized model
-    full = newton_fit(Phi, net["y"], LAM, family="logistic", tol=1e-13, offset=offset)
+    # theta_hat is also the minimizer of the linearized model (all-ones weights: the refits' trace)
+    full = newton_fit(Phi, net["y"], LAM, family="logistic", tol=1e-13, weights=jnp.ones(N), offset=offset)
     np.testing.assert_allclose(full.beta, theta, atol=1e-8)
     for i in (0, 7, int(np.argmax(np.abs(np.asarray(g))))):
         weights = jnp.asarray((np.arange(N) != i).astype(float))
@@ -110,9 +115,10 @@ def test_linearized_loo_equals_refits_with_offset(net):
 
 
 def test_newton_fit_offset_none_is_unchanged(net):
-    X, y = net["Phi"][:, :20], net["y"]
-    a = newton_fit(X, y, 1.0, family="logistic")
-    b = newton_fit(X, y, 1.0, family="logistic", offset=jnp.zeros(N))
+    # offset = 0 compiles as in test_linearized_loo_equals_refits_with_offset
+    X, y, ones = net["Phi"], net["y"], jnp.ones(N)
+    a = newton_fit(X, y, LAM, family="logistic", tol=1e-13, weights=ones)
+    b = newton_fit(X, y, LAM, family="logistic", tol=1e-13, weights=ones, offset=jnp.zeros(N))
     np.testing.assert_allclose(a.beta, b.beta, rtol=1e-13, atol=1e-15)
 
 
@@ -133,18 +139,36 @@ def test_training_that_does_not_converge_raises(net):
 
 
 def test_cli_exit_codes_and_json(capsys):
-    small = ["network", "--hidden", "2", "--n-train", "40", "--n-test", "3", "--kappa", "0.5", "--no-theory"]
+    # the module's shapes (H = 3, n = 60, 4 test points; k = round(0.21 p) = 40 as in the TRAK test)
+    small = ["network", "--hidden", str(H), "--n-train", str(N), "--n-test", "4", "--kappa", "0.21", "--no-theory"]
     assert main(small + ["--lbfgs-iters", "0", "--max-iter", "1"]) == 3
     assert "not converged" in capsys.readouterr().err
     for bad in (["--hidden", "0"], ["--n-train", "5000"], ["--kappa", "0"], ["--n-proj", "0"], ["--lam", "0"]):
         assert main(["network", *bad]) == 2
         err = capsys.readouterr().err.strip()
         assert err.count("\n") == 0 and err.endswith(".")
-    assert main(small + ["--n-proj", "1", "2", "--json"]) == 0
+    assert main(small + ["--n-proj", "1", "--lam-trak", "0", "2", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert out["config"]["p"] == 2 * (61 + 2) + 1
+    assert out["config"]["p"] == H * (61 + 2) + 1 and out["trak"][0]["k"] == 40
     assert set(out["estimators"]) == {"if_exact", "ns_exact", "if_gn", "ns_gn", "newton_step"}
     for sc in out["estimators"].values():
         assert set(sc) >= {"network_loo", "linearized_loo"}
     assert len(out["trak"]) == 2 and out["linearization_gap"]["pearson"]["mean"] > 0.5
     assert out["trak"][0]["estimators"]["trak"]["network_loo"]["spearman"]["mean"] is not None
+
+
+@pytest.mark.slow
+def test_larger_network_loo_and_pipeline():
+    """H = 6, n = 150 (p = 379): network LOO against dense warm-started refits on the three
+    largest-residual points, through run_network with the theory and its own checks."""
+    from sims.network import run_network
+
+    res = run_network(hidden=6, n_train=150, n_test=4, kappas=(0.1, 1.0), n_projs=(1, 4), lam_trak=(0.0, 1.0),
+                      draws=1, check_points=3)
+    assert res["training"]["hessian_min_eig"] > 0 and res["loo"]["rel_resid_max"] <= 1e-10
+    for c in res["checks"]["points"]:
+        assert c["warm_min_eig"] > 0
+        assert c["max_abs_diff_vs_warm_refit"] <= 1e-8 * max(c["loo_scale"], 1e-3)
+    lin = res["estimators"]["ns_gn"]["linearized_loo"]["pearson"]["mean"]
+    assert lin > 0.99      # ns_gn is the linearized model's ALO
+    assert all("theory" in g for g in res["trak"])
