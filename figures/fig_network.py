@@ -44,32 +44,44 @@ def make(preset: str = "quick", progress: bool = True) -> list[str]:
                       n_test=pre["n_test"], kappas=pre["kappas"], n_projs=pre["n_projs"], lam=fig_cfg["lam"],
                       lam_trak=fig_cfg["lam_trak"], draws=pre["draws"], seed=fig_cfg["seed"], check_points=0)
     c = res["config"]
+    lam_t = fig_cfg["lam_trak"][0]
     fig, axes = plt.subplots(1, 2, figsize=(9, 4.2), sharey=True)
     shades = ("#b3acd9", "#7570b3", "#2c1d6b")
+    n_m = len(c["n_projs"])
     for ax, metric in zip(axes, ("spearman", "pearson")):
         for j, M in enumerate(c["n_projs"]):
-            rows = [g for g in res["trak"] if g["n_proj"] == M and g["lam_trak"] == fig_cfg["lam_trak"][0]]
-            x = [g["kappa"] for g in rows]
-            col = shades[min(j + (len(shades) - len(c["n_projs"])), len(shades) - 1)]
-            for truth, fill in (("network_loo", col), ("linearized_loo", "white")):
+            rows = [g for g in res["trak"] if g["n_proj"] == M and g["lam_trak"] == lam_t]
+            x = np.array([g["kappa"] for g in rows])
+            col = shades[min(j + (len(shades) - n_m), len(shades) - 1)]
+            for t, (truth, fill, mk) in enumerate((("network_loo", col, "o"), ("linearized_loo", "white", "s"))):
                 m = [g["estimators"]["trak"][truth][metric]["mean"] for g in rows]
                 se = [g["estimators"]["trak"][truth][metric]["se"] for g in rows]
                 ok = [i for i, v in enumerate(m) if v is not None]
-                ax.errorbar([x[i] for i in ok], [m[i] for i in ok], yerr=[2 * se[i] for i in ok], fmt="o",
-                            mfc=fill, color=col, ms=5, label=f"M = {M}, vs {truth.replace('_', ' ')}")
+                # dodge the points of each (M, truth) sideways on the log axis so that none hide another
+                dodge = np.exp(0.045 * (2 * j + t - (2 * n_m - 1) / 2))
+                ax.errorbar(x[ok] * dodge, [m[i] for i in ok], yerr=[2 * se[i] if se[i] else 0 for i in ok],
+                            fmt=mk, mfc=fill, color=col, ms=5, capsize=2, lw=1, ls="none",
+                            label=f"M = {M}: vs network LOO" if t == 0 else f"M = {M}: vs linearized LOO")
             th = [(g["kappa"], g.get("theory", {}).get("trak", {}).get(metric)) for g in rows]
             th = [(k, v) for k, v in th if v is not None]
             if th:
-                ax.plot(*zip(*th), color=col, lw=1.2)
+                ax.plot(*zip(*th), color=col, lw=1.4, label=f"M = {M}: theory (after-kernel)")
         gap = res["linearization_gap"][metric]["mean"]
-        ax.axhline(gap, color=COLORS["loo"], ls="--", lw=1)
+        ax.axhline(gap, color="0.45", ls="--", lw=1, label="linearized vs network LOO")
         ax.set_xscale("log")
+        ticks = sorted(set(c["kappas"]))
+        ax.set_xticks(ticks)
+        ax.set_xticklabels([f"{k:g}" for k in ticks])
+        ax.minorticks_off()
+        ax.set_xlim(min(ticks) / 1.5, max(ticks) * 1.5)
         ax.set_xlabel("k/p")
-        ax.set_title(f"{metric.capitalize()} (H = {c['hidden']}, p = {c['p']}, n = {c['n_train']})", fontsize=9)
+        ax.set_title(f"{metric.capitalize()} (H = {c['hidden']}, p = {c['p']}, n = {c['n_train']}, "
+                     f"λ_T = {lam_t:g})", fontsize=9)
     axes[0].set_ylabel("correlation of TRAK with LOO")
     axes[0].set_ylim(0, 1.02)
-    axes[0].legend(fontsize=6.5, loc="lower right")
+    handles, labels = axes[0].get_legend_handles_labels()
+    axes[1].legend(handles, labels, fontsize=6.5, loc="lower right", ncol=1)
     fig.suptitle("TRAK on a trained network: network LOO versus linearized LOO", fontsize=11)
     add_caption(fig, raw["description"] + f"  {c['n_test']} test points × {c['draws']} projection draws "
-                 f"(preset '{preset}'); error bars ± 2 s.e.")
+                 f"(preset '{preset}'); error bars ± 2 s.e.; points of one k/p are spread sideways.")
     return save(fig, NAME)
