@@ -388,8 +388,9 @@ def _add_network(sub) -> None:
                     "Hessians), the Newton step and TRAK (and variants) on the after-kernel features "
                     "against both, with the GLM theory at the after-kernel spectrum (docs/network.md). "
                     "The defaults (H = 4, p = 253, n = 100, 5 test points, k/p = 0.1 and 0.5, M = 1, "
-                    "lam_trak = 1, one draw) are a laptop-sized smoke run: about 40 s on a shared 2-core "
-                    "machine, most of it compilation; the runs of docs/network.md take minutes. "
+                    "lam_trak = 1, one draw) are a laptop-sized smoke run: 27 s on an idle 2-core "
+                    "machine, 41 s under shared load, most of it compilation; the runs of "
+                    "docs/network.md take minutes. "
                     "Needs scikit-learn (trak-sim[data]).")
     p.add_argument("--dataset", default="digits", help="dataset (default: %(default)s)")
     p.add_argument("--hidden", type=_int, default=4, help="hidden units H; p = H (d + 2) + 1 (default: %(default)s)")
