@@ -147,7 +147,7 @@ def test_cli_exit_codes_and_json(capsys):
         assert main(["network", *bad]) == 2
         err = capsys.readouterr().err.strip()
         assert err.count("\n") == 0 and err.endswith(".")
-    assert main(small + ["--n-proj", "1", "--lam-trak", "0", "2", "--json"]) == 0
+    assert main(small + ["--n-proj", "1", "2", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["config"]["p"] == H * (61 + 2) + 1 and out["trak"][0]["k"] == 40
     assert set(out["estimators"]) == {"if_exact", "ns_exact", "if_gn", "ns_gn", "newton_step"}
