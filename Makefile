@@ -30,7 +30,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -m "not slow" -n $(JOBS) --dist loadgroup
+	$(BIN)/python -m pytest -q -m "not slow" -n $(JOBS)
 
 validate: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow -s

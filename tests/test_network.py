@@ -29,8 +29,6 @@ from sims.network.train import dense_hessian, train  # noqa: E402
 from theory.errors import NotConvergedError  # noqa: E402
 
 LAM, H, N = 4.0, 3, 60
-# one xdist worker for the module under `make test` (--dist loadgroup): the fixture is trained once
-pytestmark = pytest.mark.xdist_group("network")
 
 
 @pytest.fixture(scope="module")
