@@ -28,7 +28,7 @@ from .covariance import alignment as alignment_weights
 from .covariance import spectrum
 from .errors import InvalidParameterError, NotConvergedError
 from .fixed_point import solve_fixed_point
-from .general import kernel_traces_general, solve_fixed_point_general
+from .general import kernel_traces_general, solve_fixed_point_general, weighted_kernel_traces_general
 from .glm_law import DEFAULT_NODES, _hermite, atoms, gaussian_atoms, quadrature
 from .params import check_bool, check_int, validate_model
 from .spearman import spearman_if, spearman_pair, spearman_trak
@@ -190,8 +190,7 @@ def predict_spectrum(spectrum, theta=None, *, variants: bool = False, nodes: int
     (e.g. empirical ones of a real dataset; normalized here to mean(s) = 1 and mean(s theta) = 1).
     Layout of `predict`; constants add the effective dimensions d_A, d_T (`theory.general`)."""
     mp = _model or validate_model(**model)
-    if variants:
-        raise InvalidParameterError("the corrected TRAK variants have no theory for a non-isotropic covariance yet.")
+    variants = check_bool("variants", variants)
     s = np.asarray(spectrum, dtype=float)
     if s.ndim != 1 or s.size < 2 or not np.all(np.isfinite(s)) or np.any(s < 0) or s.sum() <= 0:
         raise InvalidParameterError("spectrum must be a 1-D array of at least 2 finite non-negative numbers.")
@@ -214,11 +213,17 @@ def predict_spectrum(spectrum, theta=None, *, variants: bool = False, nodes: int
     tr = kernel_traces_general(s=s, delta=mp.delta, lam=mp.lam, kappa=mp.kappa, lam_trak=mp.lam_trak,
                                n_proj=mp.n_proj, identity=mp.projection == "identity", c=fp.c,
                                e_w_w=float(mom["e_w_w"]), e_w2_w2=float(mom["e_w2_w2"]))
+    tw = None
+    if variants:
+        tw = weighted_kernel_traces_general(s=s, delta=mp.delta, lam=mp.lam, kappa=mp.kappa, lam_trak=mp.lam_trak,
+                                            n_proj=mp.n_proj, identity=mp.projection == "identity", c=fp.c,
+                                            tau_A2=tr["tau_A2"], w=np.asarray(w), wt=np.asarray(wt))
+        tw = {k: jnp.asarray(v) for k, v in tw.items()}
     est = _with_broad_retry(lambda broad: (_estimators(g, w, wt, c, t, {k: jnp.asarray(v) for k, v in tr.items()},
-                                                       broad=broad), None))[0]
+                                                       tw, broad=broad), None))[0]
     estimators = {e: {k: float(v) for k, v in row.items()} for e, row in est.items()}
     _check_finite(estimators, mp)
-    constants = {k: float(v) for k, v in {**mom, **tr}.items()}
+    constants = {k: float(v) for k, v in {**mom, **tr, **(tw or {})}.items()}
     constants.update(c=fp.c, r=fp.r, m=fp.m, q=fp.q, p=int(s.size))
     return {"config": mp.asdict(), "estimators": estimators, "constants": constants}
 
