@@ -153,7 +153,7 @@ def model_configs(draw, *, delta, kappa, n_proj, covariances, variants, k_lt_n=N
     if cfg["covariance"] != "isotropic":
         cfg["cov_param"] = draw(COV_PARAMS[cfg["covariance"]])
         cfg["alignment"] = draw(st.floats(-2.0, 2.0))
-    # variants: isotropic only (no theory otherwise)
+    # variants: every covariance
     cfg["variants"] = variants(cfg) and draw(st.booleans())
     return cfg
 
@@ -170,7 +170,7 @@ def assert_named_refusal(err, cfg):
 documented_model = model_configs(delta=log_uniform(-3, 6), kappa=st.one_of(st.just(1.0), log_uniform(-6, 0)),
                                  n_proj=st.one_of(st.integers(1, 64), st.integers(1, 10**12)),
                                  covariances=["isotropic"] * 3 + ["power", "spiked", "ar1"],
-                                 variants=lambda c: c["covariance"] == "isotropic")
+                                 variants=lambda c: True)
 
 
 @examples(6, 60)

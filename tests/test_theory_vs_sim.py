@@ -137,3 +137,40 @@ def test_theory_vs_simulation_convergence_in_p():
     for key, gap in gaps400.items():
         if key[0] != "gaussian":          # NS = LOO exactly for the gaussian family
             assert gaps800[key] < gap
+
+
+# The LDS (theory/lds.py) against `simulate(lds_subsets=J, lds_alpha=alpha)`: families, n/p and alpha,
+# exact LOO's own ceiling included ("loo"); the theory is the expected Spearman over the same J.
+LDS_CONFIGS = {
+    "gaussian-a0.5": dict(family="gaussian", delta=2.0, gamma=1.0, sigma=0.5, lam=0.1, kappa=0.5, lam_trak=0.0,
+                          lds_alpha=0.5),
+    "logistic-a0.5-variants": dict(family="logistic", delta=2.0, gamma=1.0, lam=0.1, kappa=0.5, lam_trak=0.0,
+                                   lds_alpha=0.5, variants=True),
+    "logistic-d4-a0.3": dict(family="logistic", delta=4.0, gamma=2.0, lam=0.05, kappa=0.25, lam_trak=0.0,
+                             lds_alpha=0.3),
+    "poisson-a0.7-M2": dict(family="poisson", delta=1.5, gamma=0.7, lam=0.3, kappa=0.5, lam_trak=0.05, n_proj=2,
+                            lds_alpha=0.7),
+    "gaussian-n<p-a0.3": dict(family="gaussian", delta=0.5, gamma=1.0, sigma=1.0, lam=1.0, kappa=0.1, lam_trak=0.0,
+                              lds_alpha=0.3),
+}
+
+
+def lds_comparisons(cfg, p, reps, n_subsets, n_test=20, seed=5):
+    r = sims.simulate(**cfg, p=p, reps=reps, n_test=n_test, seed=seed, lds_subsets=n_subsets)
+    est = {e: {m: {**cell, "reps": reps} for m, cell in row.items()} for e, row in r["estimators"].items()}
+    return compare([{"config": r["config"], "estimators": est}], metrics=("lds",))
+
+
+def test_lds_theory_matches_simulation_at_p100():
+    comps = lds_comparisons(LDS_CONFIGS["gaussian-a0.5"], p=100, reps=2, n_subsets=40)
+    assert [c.estimator for c in comps] == ["loo", "if", "ns", "trak"]
+    assert all(c.ok for c in comps), "\n" + format_comparisons(comps)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", list(LDS_CONFIGS))
+def test_lds_theory_matches_simulation_at_p400(name):
+    """Tolerance 3 s.e. + 0.02 at p = 400 (issue 17)."""
+    comps = lds_comparisons(LDS_CONFIGS[name], p=400, reps=2, n_subsets=60)
+    print(f"\n=== {name} ===\n" + format_comparisons(comps))
+    assert all(c.ok for c in comps), "\n" + format_comparisons(comps)

@@ -30,7 +30,8 @@ from .errors import InvalidParameterError, NotConvergedError
 from .fixed_point import solve_fixed_point
 from .general import kernel_traces_general, solve_fixed_point_general, weighted_kernel_traces_general
 from .glm_law import DEFAULT_NODES, _hermite, atoms, gaussian_atoms, quadrature
-from .params import check_bool, check_int, validate_model
+from .lds import lds_predictions
+from .params import check_bool, check_int, check_real, validate_model
 from .spearman import spearman_if, spearman_pair, spearman_trak
 from .traces import kernel_traces, weighted_kernel_traces
 
@@ -145,7 +146,8 @@ def _check_finite(estimators, where):
 def predict(*, family="logistic", delta=2.0, kappa=0.5, lam=0.1, lam_trak=0.0, gamma=1.0,
             sigma=0.5, n_proj=1, projection="gaussian", covariance="isotropic", cov_param=0.0,
             alignment=0.0, p: int | None = None, variants: bool = False,
-            nodes: int = DEFAULT_NODES) -> dict:
+            nodes: int = DEFAULT_NODES, lds_alpha: float | None = None,
+            lds_subsets: int | None = None) -> dict:
     """Predicted agreement of IF, NS (ALO) and TRAK with exact LOO in the proportional limit.
 
     Parameters follow DESIGN.md §2 (delta = n/p, kappa = k/p, lam and lam_trak ridges, gamma
@@ -158,6 +160,10 @@ def predict(*, family="logistic", delta=2.0, kappa=0.5, lam=0.1, lam_trak=0.0, g
     (`theory.general`) with the spectrum at dimension p (required: such spectra depend on p);
     for the isotropic covariance the limit does not depend on p, so a given p (2 <= p <= 10^6,
     checked all the same) is ignored.
+    lds_alpha = alpha in (0, 1) adds the linear datamodeling score over random subsets of fraction
+    alpha ("lds", `theory.lds`; isotropic covariance only) to every estimator and to exact LOO as
+    estimator "loo"; it is the J -> infinity limit, or with lds_subsets = J >= 3 the expected
+    Spearman over J subsets.
     Raises InvalidParameterError, EstimatorDoesNotExistError, NotConvergedError.
     """
     mp = validate_model(family=family, delta=delta, kappa=kappa, lam=lam, lam_trak=lam_trak,
@@ -166,6 +172,14 @@ def predict(*, family="logistic", delta=2.0, kappa=0.5, lam=0.1, lam_trak=0.0, g
     variants = check_bool("variants", variants)
     if p is not None:
         p = check_int("p", p, lo=2, hi=1_000_000)
+    if lds_alpha is not None:
+        lds_alpha = check_real("lds_alpha", lds_alpha, lo=0.0, hi=1.0, lo_open=True, hi_open=True)
+        if mp.covariance != "isotropic":
+            raise InvalidParameterError("the LDS has no theory for a non-isotropic covariance yet.")
+    if lds_subsets is not None:
+        lds_subsets = check_int("lds_subsets", lds_subsets, lo=3, hi=10_000)
+        if lds_alpha is None:
+            raise InvalidParameterError("lds_subsets needs lds_alpha.")
     if mp.covariance != "isotropic":
         if p is None:
             raise InvalidParameterError(
@@ -181,6 +195,15 @@ def predict(*, family="logistic", delta=2.0, kappa=0.5, lam=0.1, lam_trak=0.0, g
     constants = {k: float(v) for k, v in const.items()}
     constants.update(m=fp.m, q=fp.q)
     _check_finite(estimators, mp)
+    if lds_alpha is not None:
+        lds, lds_const = lds_predictions(family=mp.family, delta=mp.delta, lam=mp.lam, gamma=mp.gamma,
+                                         sigma=mp.sigma, alpha=lds_alpha, full=fp, constants=constants,
+                                         variants=variants, n_subsets=lds_subsets)
+        estimators = {"loo": {}, **estimators}
+        for e, v in lds.items():
+            estimators[e]["lds"] = v
+        constants.update(lds_const)
+        _check_finite(estimators, mp)
     return {"config": mp.asdict(), "estimators": estimators, "constants": constants}
 
 
