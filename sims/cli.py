@@ -261,7 +261,9 @@ def _add_compare(sub) -> None:
                         f"the prediction) (default: {default_allowance_text().replace('%', '%%')})")
     p.add_argument("--estimators", default="if,ns,trak,trak_lev,trak_w,trak_wlev",
                    help="comma-separated; variants are compared where simulated (default: %(default)s)")
-    p.add_argument("--metrics", default="pearson,spearman,rel_error,scale", help="comma-separated (default: %(default)s)")
+    p.add_argument("--metrics", default="pearson,spearman,rel_error,scale",
+                   help="comma-separated; add lds (and estimator loo) to compare the LDS of tables simulated "
+                        "with --lds-subsets (default: %(default)s)")
     p.add_argument("--json", action="store_true", help="print the comparisons as JSON on stdout")
     p.set_defaults(run=_run_compare)
 
