@@ -277,3 +277,37 @@ def test_expected_sample_spearman_matches_monte_carlo():
     rs = 1 - 6 * np.sum((ra - rb) ** 2, axis=1) / (J * (J * J - 1))
     assert expected_sample_spearman(rho, J) == pytest.approx(rs.mean(), abs=4 * rs.std() / np.sqrt(reps))
     assert expected_sample_spearman(rho, J) < 6 / np.pi * np.arcsin(rho / 2)
+
+
+@pytest.mark.slow
+def test_lds_factors_match_a_direct_datamodel_regression():
+    """Each factor of rho = Corr_i(LOO, phi) R separately (gaussian ridge, p = 150, 3000 random
+    half-subsets, 10 test points): phi_i = Cov_S(m_i, F)/(alpha(1 - alpha)), R^2 = alpha(1 - alpha)
+    sum phi~^2 / Var_S F, both corrected for the sampling noise of phi (n/J). Seen at p = 200,
+    J = 4000: R^2 0.641 +- 0.011 (theory 0.637), Corr 0.9105 +- 0.003 (0.9098), Var_S F 0.257 +- 0.014 (0.251)."""
+    rng = np.random.default_rng(3)
+    p, delta, lam, gamma, sigma, alpha, J, T = 150, 2.0, 0.1, 1.0, 0.5, 0.5, 3000, 10
+    n = int(delta * p)
+    X = rng.standard_normal((n, p)) / np.sqrt(p)
+    y = X @ (gamma * rng.standard_normal(p)) + sigma * rng.standard_normal(n)
+    X0 = rng.standard_normal((T, p)) / np.sqrt(p)
+    M = np.zeros((J, n))
+    for j in range(J):
+        M[j, rng.permutation(n)[:n // 2]] = 1.0
+    F = np.empty((T, J))
+    for j in range(J):
+        Xs = X * M[j][:, None]
+        F[:, j] = X0 @ np.linalg.solve(Xs.T @ X + lam * np.eye(p), Xs.T @ y)
+    phi = (F - F.mean(1, keepdims=True)) @ (M - M.mean(0)) / (J * alpha * (1 - alpha))
+    var_F = F.var(1)
+    R2 = alpha * (1 - alpha) * np.sum((phi - phi.mean(1, keepdims=True)) ** 2, 1) / var_F - n / J
+    H = X.T @ X + lam * np.eye(p)
+    A = np.linalg.inv(H)
+    g = X @ np.linalg.solve(H, X.T @ y) - y
+    loo = -(X0 @ A @ X.T) * g / (1 - np.sum((X @ A) * X, 1))
+    a, b = loo - loo.mean(1, keepdims=True), phi - phi.mean(1, keepdims=True)
+    corr = np.sum(a * b, 1) / np.sqrt(np.sum(a * a, 1) * np.sum(b * b, 1)) * np.sqrt(1 + (n / J) / R2)
+    C = theory.predict(family="gaussian", delta=delta, lam=lam, gamma=gamma, sigma=sigma, lds_alpha=alpha)["constants"]
+    assert R2.mean() == pytest.approx(C["lds_R2"], abs=0.04)
+    assert corr.mean() == pytest.approx(C["lds_rho_loo"] / np.sqrt(C["lds_R2"]), abs=0.015)
+    assert var_F.mean() == pytest.approx(C["lds_var_F"], rel=0.12)
