@@ -151,8 +151,7 @@ def test_general_variant_traces_reduce_to_the_isotropic_ones():
     """A flat spectrum through the general-covariance path gives the isotropic variants exactly."""
     from theory.prediction import predict_spectrum
 
-    for cfg in (dict(family="logistic", delta=2.0, gamma=2.0, lam=0.1, kappa=1.0, lam_trak=0.1),
-                dict(family="poisson", delta=1.5, gamma=0.7, lam=0.3, kappa=0.5, lam_trak=0.05, n_proj=2),
+    for cfg in (dict(family="logistic", delta=2.0, gamma=1.0, lam=0.1, kappa=0.5, lam_trak=0.05, n_proj=2),
                 dict(family="logistic", delta=2.0, gamma=1.0, lam=0.1, kappa=0.5, lam_trak=0.0)):
         iso = theory.predict(**cfg, variants=True)
         gen = predict_spectrum(np.ones(50), **cfg, variants=True)
