@@ -88,6 +88,9 @@ def _add_predict(sub) -> None:
     add_model_arguments(p)
     p.add_argument("--p", type=_int, default=None,
                    help="dimension of a non-isotropic spectrum (required then: such spectra depend on p)")
+    p.add_argument("--lds-alpha", type=_float, default=None,
+                   help="also predict the LDS over random subsets of this fraction, in (0, 1), for every "
+                        "estimator and exact LOO (isotropic covariance; docs/theory.md §10)")
     p.add_argument("--json", action="store_true", help="print machine-readable JSON on stdout")
     p.set_defaults(run=_run_predict)
 
@@ -95,7 +98,7 @@ def _add_predict(sub) -> None:
 def _run_predict(args) -> int:
     from theory import predict
 
-    result = predict(**model_kwargs(args), p=args.p)
+    result = predict(**model_kwargs(args), p=args.p, lds_alpha=args.lds_alpha)
     print(json.dumps(result, indent=2) if args.json else format_prediction(result))
     return 0
 
@@ -112,14 +115,20 @@ def _describe_covariance(c: dict) -> str:
     return f" | covariance {c['covariance']}({c['cov_param']:g}), alignment {c['alignment']:g}"
 
 
+def _shown_metrics(result: dict) -> tuple:
+    lds = any("lds" in row for row in result["estimators"].values())
+    return ("pearson", "spearman", "rel_error", "scale") + (("lds",) if lds else ())
+
+
 def format_prediction(result: dict) -> str:
     c, k = result["config"], result["constants"]
     proj = "P = I" if c["projection"] == "identity" else f"kappa={c['kappa']:g} ({c['projection']}) M={c['n_proj']}"
     lines = [f"{c['family']}: delta={c['delta']:g} lam={c['lam']:g} gamma={c['gamma']:g}"
              + _describe_sigma(c) + f" | TRAK: {proj} lam_trak={c['lam_trak']:g}" + _describe_covariance(c),
-             "estimator  " + "".join(f"{m:>11s}" for m in ("pearson", "spearman", "rel_error", "scale"))]
+             "estimator  " + "".join(f"{m:>11s}" for m in _shown_metrics(result))]
     for name, row in result["estimators"].items():
-        lines.append(f"{name.upper():<11s}" + "".join(f"{row[m]:11.4f}" for m in ("pearson", "spearman", "rel_error", "scale")))
+        lines.append(f"{name.upper():<11s}" + "".join(f"{row[m]:11.4f}" if m in row else f"{'':11s}"
+                                                      for m in _shown_metrics(result)))
     lines.append(f"constants: c={k['c']:.4g} m={k['m']:.4g} q={k['q']:.4g} E[w]={k['e_w']:.4g} "
                  f"mean leverage={k['mean_leverage']:.4g} tau(A^2)={k['tau_A2']:.4g} mu={k['mu']:.4g} "
                  f"c_T={k['c_T']:.4g} tau(AB)={k['tau_AB']:.4g} tau(B_bar^2)={k['tau_Bbar2']:.4g}"
@@ -239,7 +248,9 @@ def _add_compare(sub) -> None:
                         f"the prediction) (default: {default_allowance_text().replace('%', '%%')})")
     p.add_argument("--estimators", default=",".join(PREDICTED),
                    help="comma-separated; variants are compared where simulated (default: %(default)s)")
-    p.add_argument("--metrics", default="pearson,spearman,rel_error,scale", help="comma-separated (default: %(default)s)")
+    p.add_argument("--metrics", default="pearson,spearman,rel_error,scale",
+                   help="comma-separated; add lds (and estimator loo) to compare the LDS of tables simulated "
+                        "with --lds-subsets (default: %(default)s)")
     p.add_argument("--json", action="store_true", help="print the comparisons as JSON on stdout")
     p.set_defaults(run=_run_compare)
 

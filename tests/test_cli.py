@@ -17,6 +17,15 @@ def test_simulate_json_is_machine_readable(capsys):
     assert out["config"]["p"] == 30 and "trak" in out["estimators"]
 
 
+def test_predict_lds_alpha(capsys):
+    assert main(["predict", "--family", "gaussian", "--lds-alpha", "0.5", "--json"]) == 0
+    est = json.loads(capsys.readouterr().out)["estimators"]
+    assert set(est["loo"]) == {"lds"} and 0 < est["trak"]["lds"] < est["loo"]["lds"] < 1
+    assert main(["predict", "--family", "gaussian", "--lds-alpha", "0.5"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1].split()[-1] == "lds" and lines[2].split()[0] == "LOO"
+
+
 def test_simulate_table_is_human_readable(capsys):
     assert main(["simulate", *FAST, "--family", "poisson", "--gamma", "0.5"]) == 0
     out = capsys.readouterr().out
@@ -32,6 +41,8 @@ def test_simulate_table_is_human_readable(capsys):
     ["simulate", "--n-proj", "0"],
     ["simulate", "--unknown-flag"],
     ["simulate", "--projection", "identity", "--kappa", "0.3"],
+    ["predict", "--lds-alpha", "1"],
+    ["predict", "--lds-alpha", "0"],
     ["frobnicate"],
 ])
 def test_bad_input_is_one_sentence_and_exit_code_2(argv, capsys):

@@ -69,7 +69,7 @@ CROSS = [   # each value in its own range, the combination invalid (for predict 
 ]
 PREDICT_CROSS = [
     ["--covariance", "power", "--cov-param", "1"],                          # needs --p
-    ["--covariance", "power", "--cov-param", "1", "--p", "20", "--variants"],   # no theory
+    ["--covariance", "power", "--cov-param", "1", "--p", "20", "--lds-alpha", "0.5"],   # no theory
     ["--lam", "0", "--delta", "1.5"],                                       # separable (EstimatorDoesNotExist)
 ]
 SIMULATE_CROSS = [

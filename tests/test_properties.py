@@ -154,7 +154,7 @@ def model_configs(draw, *, delta, kappa, n_proj, covariances, variants, k_lt_n=N
     if cfg["covariance"] != "isotropic":
         cfg["cov_param"] = draw(COV_PARAMS[cfg["covariance"]])
         cfg["alignment"] = draw(st.floats(-2.0, 2.0))
-    # variants: isotropic only (no theory otherwise)
+    # variants: every covariance
     cfg["variants"] = variants(cfg) and draw(st.booleans())
     return cfg
 
@@ -171,7 +171,7 @@ def assert_named_refusal(err, cfg):
 documented_model = model_configs(delta=log_uniform(-3, 6), kappa=st.one_of(st.just(1.0), log_uniform(-6, 0)),
                                  n_proj=st.one_of(st.integers(1, 64), st.integers(1, 10**12)),
                                  covariances=["isotropic"] * 3 + ["power", "spiked", "ar1"],
-                                 variants=lambda c: c["covariance"] == "isotropic")
+                                 variants=lambda c: True)
 
 
 @examples(6, 60)
@@ -346,9 +346,9 @@ def test_predict_validates_p_for_every_covariance(p, covariance):
     _check_refusal(theory.predict, dict(p=p, covariance=covariance, cov_param=1.0 if covariance == "power" else 0.0))
 
 
-def test_non_isotropic_theory_needs_p_and_has_no_variants():
+def test_non_isotropic_theory_needs_p_and_has_no_lds():
     _check_refusal(theory.predict, dict(covariance="power", cov_param=1.0))
-    _check_refusal(theory.predict, dict(covariance="power", cov_param=1.0, p=20, variants=True))
+    _check_refusal(theory.predict, dict(covariance="power", cov_param=1.0, p=20, lds_alpha=0.5))
 
 
 @pytest.mark.parametrize("lam", [1e-4, 1e-8])

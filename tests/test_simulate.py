@@ -102,3 +102,16 @@ def test_lds_equals_a_direct_computation():
     for t in range(2):
         want = stats.spearmanr(tau[t] @ np.asarray(masks).T, outputs[t])[0]
         assert got[t] == pytest.approx(want, abs=1e-12)
+
+
+def test_lds_alpha_defaults_to_one_half_and_sets_the_subset_fraction():
+    base = dict(**{**SMALL, "reps": 1}, lds_subsets=8)
+    default, half, third = (sims.simulate(**base, **kw) for kw in ({}, {"lds_alpha": 0.5}, {"lds_alpha": 0.3}))
+    assert default["estimators"] == half["estimators"]              # bit-identical at 1/2
+    assert half["config"]["lds_alpha"] == 0.5 and third["config"]["lds_alpha"] == 0.3
+    assert third["estimators"]["loo"]["lds"] != half["estimators"]["loo"]["lds"]
+    assert third["estimators"]["if"]["pearson"] == half["estimators"]["if"]["pearson"]   # only the LDS changes
+    assert "lds_alpha" not in sims.simulate(**{**SMALL, "reps": 1})["config"]          # (no LDS, no key)
+    for bad in (0, 1, 1.5, -0.1, "0.5"):
+        with pytest.raises(InvalidParameterError):
+            sims.simulate(**base, lds_alpha=bad)

@@ -1,7 +1,7 @@
 """Theory against simulation (exact LOO) across families, n/p, k/p, lam, M and projections.
 
-Fast suite: 15 configurations at p = 200 (three with the corrected TRAK variants, two with a
-power-law or AR(1) feature covariance; two of the probit family). `make validate` (marked slow): the same at p = 400 and
+Fast suite: 15 configurations at p = 200 (four with the corrected TRAK variants, one of them
+under a power-law feature covariance; two with a power-law or AR(1) covariance; two of the probit family). `make validate` (marked slow): the same at p = 400 and
 p = 800, printing the table, and checking that the discrepancy shrinks as p doubles. Tolerance:
 3 Monte-Carlo standard errors plus the finite-size allowance of `sims.runs.compare` (scaled by
 sqrt(400/p)).
@@ -34,7 +34,7 @@ CONFIGS = {
     "poisson-variants-M2": dict(family="poisson", delta=1.5, gamma=0.7, lam=0.3, kappa=0.5, lam_trak=0.05,
                                 n_proj=2, variants=True),
     "logistic-powerlaw": dict(family="logistic", delta=2.0, gamma=1.0, lam=0.1, kappa=0.1, lam_trak=0.0,
-                              n_proj=1, covariance="power", cov_param=1.0, alignment=1.0),
+                              n_proj=1, covariance="power", cov_param=1.0, alignment=1.0, variants=True),
     "probit-base": dict(family="probit", delta=2.0, gamma=1.0, lam=0.1, kappa=0.5, lam_trak=0.0, n_proj=1),
     "probit-variants": dict(family="probit", delta=1.5, gamma=1.0, lam=0.3, kappa=0.5, lam_trak=0.05, n_proj=1,
                             variants=True),
@@ -56,6 +56,26 @@ def test_theory_matches_simulation_at_p200(name):
     assert len(comps) == (24 if CONFIGS[name].get("variants") else 12)
     bad = [c for c in comps if not c.ok]
     assert not bad, "\n" + format_comparisons(comps)
+
+
+# The corrected variants under general covariance beyond the fast power-law case (make validate).
+GENERAL_VARIANTS = {
+    "poisson-ar1-variants-M2": dict(family="poisson", delta=1.5, gamma=0.7, lam=0.3, kappa=0.5, lam_trak=0.05,
+                                    n_proj=2, covariance="ar1", cov_param=0.7, variants=True),
+    "logistic-ar1-variants": dict(family="logistic", delta=2.0, gamma=2.0, lam=0.1, kappa=1.0, lam_trak=0.1,
+                                  n_proj=1, covariance="ar1", cov_param=0.9, variants=True),
+    "logistic-power1.5-variants": dict(family="logistic", delta=1.0, gamma=2.0, lam=0.3, kappa=0.25, lam_trak=0.1,
+                                       n_proj=1, covariance="power", cov_param=1.5, variants=True),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", list(GENERAL_VARIANTS))
+def test_variants_under_general_covariance_at_p400(name):
+    comps = compare([simulate_summary(GENERAL_VARIANTS[name], p=400, reps=4)])
+    print(f"\n=== {name} ===\n" + format_comparisons(comps))
+    assert len(comps) == 24
+    assert all(c.ok for c in comps), "\n" + format_comparisons(comps)
 
 
 def test_a_wrong_theory_is_rejected():
@@ -120,3 +140,41 @@ def test_theory_vs_simulation_convergence_in_p():
     for key, gap in gaps400.items():
         if key[0] != "gaussian":          # NS = LOO exactly for the gaussian family
             assert gaps800[key] < gap
+
+
+# The LDS (theory/lds.py) against `simulate(lds_subsets=J, lds_alpha=alpha)`: families, n/p and alpha,
+# exact LOO's own ceiling included ("loo"); the theory is the expected Spearman over the same J.
+LDS_CONFIGS = {
+    "gaussian-a0.5": dict(family="gaussian", delta=2.0, gamma=1.0, sigma=0.5, lam=0.1, kappa=0.5, lam_trak=0.0,
+                          lds_alpha=0.5),
+    "logistic-a0.5-variants": dict(family="logistic", delta=2.0, gamma=1.0, lam=0.1, kappa=0.5, lam_trak=0.0,
+                                   lds_alpha=0.5, variants=True),
+    "logistic-d4-a0.3": dict(family="logistic", delta=4.0, gamma=2.0, lam=0.05, kappa=0.25, lam_trak=0.0,
+                             lds_alpha=0.3),
+    "poisson-a0.7-M2": dict(family="poisson", delta=1.5, gamma=0.7, lam=0.3, kappa=0.5, lam_trak=0.05, n_proj=2,
+                            lds_alpha=0.7),
+    "gaussian-n<p-a0.3": dict(family="gaussian", delta=0.5, gamma=1.0, sigma=1.0, lam=1.0, kappa=0.1, lam_trak=0.0,
+                              lds_alpha=0.3),
+}
+
+
+def lds_comparisons(cfg, p, reps, n_subsets, n_test=20, seed=5):
+    r = sims.simulate(**cfg, p=p, reps=reps, n_test=n_test, seed=seed, lds_subsets=n_subsets)
+    est = {e: {m: {**cell, "reps": reps} for m, cell in row.items()} for e, row in r["estimators"].items()}
+    return compare([{"config": r["config"], "estimators": est}], metrics=("lds",))
+
+
+@pytest.mark.slow
+def test_lds_theory_matches_simulation_at_p100():
+    comps = lds_comparisons(LDS_CONFIGS["gaussian-a0.5"], p=100, reps=2, n_subsets=40)
+    assert [c.estimator for c in comps] == ["loo", "if", "ns", "trak"]
+    assert all(c.ok for c in comps), "\n" + format_comparisons(comps)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", list(LDS_CONFIGS))
+def test_lds_theory_matches_simulation_at_p400(name):
+    """Tolerance 3 s.e. + 0.02 at p = 400 (issue 17)."""
+    comps = lds_comparisons(LDS_CONFIGS[name], p=400, reps=2, n_subsets=60)
+    print(f"\n=== {name} ===\n" + format_comparisons(comps))
+    assert all(c.ok for c in comps), "\n" + format_comparisons(comps)

@@ -153,7 +153,8 @@ def effective_ridge_general(s, delta, kappa, lam_trak, identity: bool) -> float:
         if kappa >= 1.0:
             return 0.0                       # kappa = 1 < delta: B = (X^T X)^{-1}
         target = kappa / (delta - kappa)
-        f = lambda mu: np.mean(s / (mu + (delta - kappa) * s)) - target  # noqa: E731
+        pos = s[s > 0]                       # s = 0 contributes 0 for every mu > 0 (and as mu -> 0)
+        f = lambda mu: np.sum(pos / (mu + (delta - kappa) * pos)) / s.size - target  # noqa: E731
         hi = 1.0
         while f(hi) > 0:
             hi *= 4.0
@@ -198,3 +199,91 @@ def kernel_traces_general(*, s, delta, lam, kappa, lam_trak, n_proj, identity, c
                 rho=tau_AB / np.sqrt(tau_A2 * tau_Bbar2), ell_A=ell_A, ell_T=ell_T,
                 d_A=float(np.sum(s / (s + ell_A))), d_T=float(np.sum(s / (s + ell_T))),
                 rho_inf=tau_AB / np.sqrt(tau_A2 * s2))
+
+
+# ------------------------------------------------------------------ weighted (Hessian) kernels
+# The corrected variants (docs/theory.md §5) sketch the weighted Gram Sigma_w = X^T diag(w) X.
+# Its resolvent has the diagonal equivalent (Sigma_w + mu)^{-1} ~ diag(r_w), with
+#     r_w,j = 1/(mu + delta a(mu) s_j),  a(mu) = E[w/(1 + w c_w(mu))],  c_w(mu) = (1/p) sum_j s_j r_w,j
+# ((G1) at ridge mu; c_w(lam) = c). A sketch of any Gram matrix G acts as the ridge mu solving
+# lamT = mu [1 - df(mu)/k], df = tr(G (G + mu)^{-1}); for G = Sigma_w, df/p = delta a(mu) c_w(mu)
+# (for G = X^T X this is (T3')). Second-order traces follow the rule of the module docstring with
+# the per-sample weight e = E[d1 d2/((1 + d1 c1)(1 + d2 c2))] of the two resolvents.
+
+def _weighted_c(s, delta, mu, w, wt):
+    """(c_w(mu), a(mu)): c = (1/p) sum s/(mu + delta E[w/(1 + w c)] s), by bisection on log c
+    (the right side decreases in c); mu = 0 needs delta E[w c/(1 + w c)] -> 1 to have a root."""
+    def gap(logc):
+        c = np.exp(logc)
+        a = np.sum(wt * w / (1.0 + w * c))
+        return np.mean(s / (mu + delta * a * s)) - c
+
+    lo, hi = -60.0, 60.0
+    if gap(lo) <= 0 or gap(hi) >= 0:
+        raise NotConvergedError("the weighted resolvent trace has no root at this ridge.")
+    logc = brentq(gap, lo, hi, xtol=1e-14, rtol=1e-15)
+    c = float(np.exp(logc))
+    return c, float(np.sum(wt * w / (1.0 + w * c)))
+
+
+def weighted_effective_ridge_general(s, delta, kappa, lam_trak, w, wt, identity: bool) -> float:
+    """mu_w: lamT = mu [1 - delta a(mu) c_w(mu)/kappa] (P random, mu >= lamT), mu = lamT (P = I);
+    lamT = 0 and kappa >= 1: mu = 0 (B_w = Sigma_w^{-1})."""
+    if identity or (lam_trak == 0.0 and kappa >= 1.0):
+        return float(lam_trak)
+
+    def F(mu):
+        c, a = _weighted_c(s, delta, mu, w, wt)
+        return mu * (1.0 - delta * a * c / kappa) - lam_trak
+
+    lo = lam_trak if lam_trak > 0 else 1e-300
+    if lam_trak == 0.0:          # F < 0 just above 0 (df -> min(1, delta E[1{w > 0}]) > kappa)
+        lo = 1e-12
+        while F(lo) > 0:
+            lo /= 100.0
+    hi = lam_trak + (1.0 + delta / kappa) * (1.0 + lam_trak) * (1.0 + np.max(s))
+    while F(hi) < 0:
+        hi *= 2.0
+    return brentq(F, lo, hi, xtol=1e-300, rtol=1e-15)
+
+
+def weighted_kernel_traces_general(*, s, delta, lam, kappa, lam_trak, n_proj, identity, c, tau_A2, w, wt) -> dict:
+    """Traces of the sketched weighted kernel B_w = P (P^T Sigma_w P + lamT)^{-1} P^T under a general
+    spectrum, keys of `traces.weighted_kernel_traces`:
+
+        c_T,w     = tr(Sigma B_w) = c_w(mu_w)
+        tau_AB_w  = S_Ar/(1 - delta e_Ar S_Ar),  S_Ar = (1/p) sum s^2 alpha r_w,  e_Ar = E[w^2/((1 + c w)(1 + c_T,w w))]
+        s2_w      = S_rr/(1 - delta e_rr S_rr),  S_rr = (1/p) sum s^2 r_w^2,    e_rr = E[w^2/(1 + c_T,w w)^2]
+        tau_B2_w  = (T7') with r_w and e_rr;   tau_Bbar2_w = tau_B2_w/M + (1 - 1/M) s2_w
+    (s = 1: the isotropic `traces.weighted_kernel_traces`.)"""
+    s, w, wt = np.asarray(s, float), np.asarray(w, float), np.asarray(wt, float)
+    try:
+        return _weighted_kernel_traces_general(s, delta, lam, kappa, lam_trak, n_proj, identity, c, tau_A2, w, wt)
+    except (ValueError, ZeroDivisionError, FloatingPointError, OverflowError):
+        raise NotConvergedError("the weighted kernel traces under this covariance did not converge "
+                                "(no root of the effective-ridge equation).") from None
+
+
+def _weighted_kernel_traces_general(s, delta, lam, kappa, lam_trak, n_proj, identity, c, tau_A2, w, wt):
+    p = s.size
+    a_lam = float(np.sum(wt * w / (1.0 + c * w)))
+    alpha = 1.0 / (lam + delta * a_lam * s)
+    mu = weighted_effective_ridge_general(s, delta, kappa, lam_trak, w, wt, identity)
+    c_T, a_mu = _weighted_c(s, delta, mu, w, wt)
+    r = 1.0 / (mu + delta * a_mu * s)
+    e_Ar = float(np.sum(wt * w * w / ((1.0 + c * w) * (1.0 + c_T * w))))
+    e_rr = float(np.sum(wt * (w / (1.0 + c_T * w)) ** 2))
+    S_Ar = np.mean(s * s * alpha * r)
+    tau_AB = S_Ar / (1.0 - delta * e_Ar * S_Ar)
+    S_rr = np.mean(s * s * r * r)
+    s2 = S_rr / (1.0 - delta * e_rr * S_rr)
+    if identity or mu == 0.0:
+        tau_B2 = s2
+    else:
+        ones = np.ones(p)
+        tau_R2 = _second_order(s, delta, ones, ones, r, r, e_rr) / p
+        t_SR2 = _second_order(s, delta, s / p, ones, r, r, e_rr)
+        tau_B2 = s2 + mu * mu * t_SR2**2 / (kappa - 1.0 + 2.0 * mu * np.mean(r) - mu * mu * tau_R2)
+    tau_Bbar2 = tau_B2 / n_proj + (1.0 - 1.0 / n_proj) * s2
+    return dict(mu_w=mu, c_T_w=c_T, s2_w=s2, tau_AB_w=tau_AB, tau_B2_w=tau_B2, tau_Bbar2_w=tau_Bbar2,
+                rho_w=tau_AB / np.sqrt(tau_A2 * tau_Bbar2))

@@ -29,10 +29,11 @@ from .covariance import spectrum
 from .errors import InvalidParameterError, NotConvergedError
 from .families import get_family
 from .fixed_point import solve_fixed_point
-from .general import kernel_traces_general, solve_fixed_point_general
+from .general import kernel_traces_general, solve_fixed_point_general, weighted_kernel_traces_general
 from .numerics import enable_float64
 from .glm_law import DEFAULT_NODES, _hermite, atoms, gaussian_atoms, quadrature
-from .params import check_bool, check_int, validate_model
+from .lds import lds_predictions
+from .params import check_bool, check_int, check_real, validate_model
 from .spearman import spearman_if, spearman_pair, spearman_trak
 from .traces import kernel_traces, weighted_kernel_traces
 
@@ -147,7 +148,8 @@ def _check_finite(estimators, where):
 def predict(*, family="logistic", delta=2.0, kappa=0.5, lam=0.1, lam_trak=0.0, gamma=1.0,
             sigma=0.5, n_proj=1, projection="gaussian", covariance="isotropic", cov_param=0.0,
             alignment=0.0, p: int | None = None, variants: bool = False,
-            nodes: int = DEFAULT_NODES) -> dict:
+            nodes: int = DEFAULT_NODES, lds_alpha: float | None = None,
+            lds_subsets: int | None = None) -> dict:
     """Predicted agreement of IF, NS (ALO) and TRAK with exact LOO in the proportional limit.
 
     Parameters follow docs/conventions.md (delta = n/p, kappa = k/p, lam and lam_trak ridges, gamma
@@ -160,6 +162,10 @@ def predict(*, family="logistic", delta=2.0, kappa=0.5, lam=0.1, lam_trak=0.0, g
     (`theory.general`) with the spectrum at dimension p (required: such spectra depend on p);
     for the isotropic covariance the limit does not depend on p, so a given p (2 <= p <= 10^6,
     checked all the same) is ignored.
+    lds_alpha = alpha in (0, 1) adds the linear datamodeling score over random subsets of fraction
+    alpha ("lds", `theory.lds`; isotropic covariance only) to every estimator and to exact LOO as
+    estimator "loo"; it is the J -> infinity limit, or with lds_subsets = J >= 3 the expected
+    Spearman over J subsets.
     Raises InvalidParameterError, EstimatorDoesNotExistError, NotConvergedError.
     """
     enable_float64()
@@ -169,6 +175,14 @@ def predict(*, family="logistic", delta=2.0, kappa=0.5, lam=0.1, lam_trak=0.0, g
     variants = check_bool("variants", variants)
     if p is not None:
         p = check_int("p", p, lo=2, hi=1_000_000)
+    if lds_alpha is not None:
+        lds_alpha = check_real("lds_alpha", lds_alpha, lo=0.0, hi=1.0, lo_open=True, hi_open=True)
+        if mp.covariance != "isotropic":
+            raise InvalidParameterError("the LDS has no theory for a non-isotropic covariance yet.")
+    if lds_subsets is not None:
+        lds_subsets = check_int("lds_subsets", lds_subsets, lo=3, hi=10_000)
+        if lds_alpha is None:
+            raise InvalidParameterError("lds_subsets needs lds_alpha.")
     if mp.covariance != "isotropic":
         if p is None:
             raise InvalidParameterError(
@@ -184,6 +198,15 @@ def predict(*, family="logistic", delta=2.0, kappa=0.5, lam=0.1, lam_trak=0.0, g
     constants = {k: float(v) for k, v in const.items()}
     constants.update(m=fp.m, q=fp.q)
     _check_finite(estimators, mp)
+    if lds_alpha is not None:
+        lds, lds_const = lds_predictions(family=mp.family, delta=mp.delta, lam=mp.lam, gamma=mp.gamma,
+                                         sigma=mp.sigma, alpha=lds_alpha, full=fp, constants=constants,
+                                         variants=variants, n_subsets=lds_subsets)
+        estimators = {"loo": {}, **estimators}
+        for e, v in lds.items():
+            estimators[e]["lds"] = v
+        constants.update(lds_const)
+        _check_finite(estimators, mp)
     return {"config": mp.asdict(), "estimators": estimators, "constants": constants}
 
 
@@ -194,8 +217,7 @@ def predict_spectrum(spectrum, theta=None, *, variants: bool = False, nodes: int
     Layout of `predict`; constants add the effective dimensions d_A, d_T (`theory.general`)."""
     enable_float64()
     mp = _model or validate_model(**model)
-    if variants:
-        raise InvalidParameterError("the corrected TRAK variants have no theory for a non-isotropic covariance yet.")
+    variants = check_bool("variants", variants)
     s = np.asarray(spectrum, dtype=float)
     if s.ndim != 1 or s.size < 2 or not np.all(np.isfinite(s)) or np.any(s < 0) or s.sum() <= 0:
         raise InvalidParameterError("spectrum must be a 1-D array of at least 2 finite non-negative numbers.")
@@ -218,11 +240,17 @@ def predict_spectrum(spectrum, theta=None, *, variants: bool = False, nodes: int
     tr = kernel_traces_general(s=s, delta=mp.delta, lam=mp.lam, kappa=mp.kappa, lam_trak=mp.lam_trak,
                                n_proj=mp.n_proj, identity=mp.projection == "identity", c=fp.c,
                                e_w_w=float(mom["e_w_w"]), e_w2_w2=float(mom["e_w2_w2"]))
+    tw = None
+    if variants:
+        tw = weighted_kernel_traces_general(s=s, delta=mp.delta, lam=mp.lam, kappa=mp.kappa, lam_trak=mp.lam_trak,
+                                            n_proj=mp.n_proj, identity=mp.projection == "identity", c=fp.c,
+                                            tau_A2=tr["tau_A2"], w=np.asarray(w), wt=np.asarray(wt))
+        tw = {k: jnp.asarray(v) for k, v in tw.items()}
     est = _with_broad_retry(lambda broad: (_estimators(g, w, wt, c, t, {k: jnp.asarray(v) for k, v in tr.items()},
-                                                       broad=broad), None))[0]
+                                                       tw, broad=broad), None))[0]
     estimators = {e: {k: float(v) for k, v in row.items()} for e, row in est.items()}
     _check_finite(estimators, mp)
-    constants = {k: float(v) for k, v in {**mom, **tr}.items()}
+    constants = {k: float(v) for k, v in {**mom, **tr, **(tw or {})}.items()}
     constants.update(c=fp.c, r=fp.r, m=fp.m, q=fp.q, p=int(s.size))
     return {"config": mp.asdict(), "estimators": estimators, "constants": constants}
 

@@ -145,9 +145,9 @@ REGISTRY: dict[str, Estimator] = {e.name: e for e in (
     Estimator("if", "IF", "#d95f02", "core", if_ns_influence, "any"),
     Estimator("ns", "NS (ALO)", "#1b9e77", "core", if_ns_influence, "any"),
     Estimator("trak", "TRAK", "#7570b3", "core", trak_influence, "any"),
-    Estimator("trak_lev", "TRAK + LOO factor", "#a6761d", "variant", trak_variants, "isotropic"),
-    Estimator("trak_w", "TRAK, weighted Gram", "#e7298a", "variant", trak_variants, "isotropic"),
-    Estimator("trak_wlev", "TRAK, weighted Gram + ALO factor", "#66a61e", "variant", trak_variants, "isotropic"),
+    Estimator("trak_lev", "TRAK + LOO factor", "#a6761d", "variant", trak_variants, "any"),
+    Estimator("trak_w", "TRAK, weighted Gram", "#e7298a", "variant", trak_variants, "any"),
+    Estimator("trak_wlev", "TRAK, weighted Gram + ALO factor", "#66a61e", "variant", trak_variants, "any"),
     Estimator("loo", "exact LOO", "#444444", "reference", None, "none"),
 )}
 

@@ -7,9 +7,8 @@ test point is the Spearman correlation across j of prediction and actual output.
 sample-weighted damped Newton fits warm-started at beta_hat (`sims.engine.fit.newton_fit`), batched with
 vmap over chunks of subsets; cost J (n p^2 + p^3/3) per Newton step.
 
-No theory is provided: removing half of the training set is not a small perturbation, so the
-datamodel response involves two overlapping refits (a two-replica fixed point), beyond the
-leave-one-out analysis of docs/theory.md.
+Removing half of the training set is not a small perturbation: the theory (`theory.lds`,
+docs/theory.md §10) describes two overlapping refits by a two-replica fixed point.
 """
 
 from __future__ import annotations

@@ -58,16 +58,18 @@ class SimParams:
     design: str = "gaussian"
     variants: bool = False
     lds_subsets: int = 0
+    lds_alpha: float = 0.5
 
     def asdict(self) -> dict:
         d = self.model.asdict()
-        d.update({k: v for k, v in asdict(self).items() if k != "model"})
+        d.update({k: v for k, v in asdict(self).items()
+                  if k != "model" and (k != "lds_alpha" or self.lds_subsets)})   # (lds_alpha only with the LDS)
         return d
 
 
 def validate_sim(*, p=200, n_test=20, reps=2, seed=0, top_m=None, tol=1e-10,
                  memory_budget=DEFAULT_MEMORY_BUDGET, design="gaussian", variants=False,
-                 lds_subsets=0, **model) -> SimParams:
+                 lds_subsets=0, lds_alpha=0.5, **model) -> SimParams:
     """Check the simulation settings (see `simulate`); raise `InvalidParameterError` on bad input.
 
     Beyond `validate_model`: 2 <= p <= 200000, n = round(delta p) >= 4, k < n when lam_trak = 0,
@@ -101,6 +103,7 @@ def validate_sim(*, p=200, n_test=20, reps=2, seed=0, top_m=None, tol=1e-10,
     lds_subsets = check_int("lds_subsets", lds_subsets, lo=0, hi=10_000)
     if lds_subsets == 1 or lds_subsets == 2:
         raise InvalidParameterError(f"lds_subsets must be 0 (off) or >= 3, got {lds_subsets}.")
+    lds_alpha = check_real("lds_alpha", lds_alpha, lo=0.0, hi=1.0, lo_open=True, hi_open=True)
     need = replicate_memory(n=n, p=p, k=k, n_test=n_test, variants=variants, lds_subsets=lds_subsets,
                             memory_budget=memory_budget)
     if need > available:
@@ -109,7 +112,7 @@ def validate_sim(*, p=200, n_test=20, reps=2, seed=0, top_m=None, tol=1e-10,
             f"(the n x p design alone {_size(8 * n * p)}, the p x p Hessian inverse {_size(8 * p * p)}), "
             f"more than the {where} ({_size(available)}); reduce p, delta, kappa or n_test.")
     return SimParams(m, p, n, k, n_test, reps, seed, top_m, tol, memory_budget, design, variants,
-                     lds_subsets)
+                     lds_subsets, lds_alpha)
 
 
 def replicate_memory(*, n: int, p: int, k: int, n_test: int, variants: bool = False, lds_subsets: int = 0,
@@ -216,7 +219,7 @@ def analyze(sp: SimParams, data: Data, k_proj, *, keep_influence: bool = False,
     if sp.lds_subsets:
         masks, outputs = subset_outputs(jax.random.fold_in(k_proj, 7), data.X, data.y, data.X0, m.lam,
                                         fit.beta, family=m.family, n_subsets=sp.lds_subsets,
-                                        tol=min(sp.tol, 1e-10))
+                                        fraction=sp.lds_alpha, tol=min(sp.tol, 1e-10))
         names = ("loo",) + names
     for name in names:
         est = influence[name]
@@ -270,7 +273,7 @@ def simulate(*, family="logistic", p=200, delta=2.0, kappa=0.5, lam=0.1, lam_tra
              sigma=0.5, n_proj=1, projection="gaussian", covariance="isotropic", cov_param=0.0,
              alignment=0.0, n_test=20, reps=2, seed=0, top_m=None, tol=1e-10,
              memory_budget=DEFAULT_MEMORY_BUDGET, design="gaussian", variants=False,
-             lds_subsets=0, progress=False) -> dict:
+             lds_subsets=0, lds_alpha=0.5, progress=False) -> dict:
     """Simulate exact LOO, IF, NS (ALO) and TRAK on ridge GLMs and score them against LOO.
 
     Sizes: n = round(delta p) training points, k = round(kappa p) projection size, n_test test
@@ -279,7 +282,8 @@ def simulate(*, family="logistic", p=200, delta=2.0, kappa=0.5, lam=0.1, lam_tra
     variants=True adds the corrected TRAK estimators trak_lev, trak_w, trak_wlev
     (`sims.engine.estimators.trak_variants`). lds_subsets = J > 0 adds the linear datamodeling score
     ("lds": Spearman across J random half-subsets of summed attributions and refitted outputs,
-    `sims.engine.lds`) to every estimator, and exact LOO itself as estimator "loo". covariance,
+    `sims.engine.lds`) to every estimator, and exact LOO itself as estimator "loo"; lds_alpha in
+    (0, 1) sets the subsets' fraction (default 1/2; `theory.predict(lds_alpha=)`). covariance,
     cov_param and alignment set the feature spectrum and the alignment of beta* with it
     (`theory.covariance`; default isotropic). Returns {"config", "estimators",
     "diagnostics"}; estimators[e][metric] = {"mean", "se"} for e in ("if", "ns", "trak") and the
@@ -291,7 +295,7 @@ def simulate(*, family="logistic", p=200, delta=2.0, kappa=0.5, lam=0.1, lam_tra
                       gamma=gamma, sigma=sigma, n_proj=n_proj, projection=projection,
                       covariance=covariance, cov_param=cov_param, alignment=alignment, n_test=n_test,
                       reps=reps, seed=seed, top_m=top_m, tol=tol, memory_budget=memory_budget,
-                      design=design, variants=variants, lds_subsets=lds_subsets)
+                      design=design, variants=variants, lds_subsets=lds_subsets, lds_alpha=lds_alpha)
     bar = None
     if progress:
         from tqdm.auto import tqdm

@@ -10,7 +10,9 @@ a finite-size allowance shrinking like p^{-1/2} (the order of the NS-LOO gap and
 fluctuations of the fitted law; docs/theory.md §6). Allowances at p = 400: 0.01 for Pearson and
 Spearman, 0.02 for relative errors (0.1 for NS, whose predicted 0 is only first order: the
 NS-LOO gap is 0.01-0.08 at p = 400), 3% of the predicted value for the best-fit scale.
-top_overlap has no prediction and is skipped.
+top_overlap has no prediction and is skipped. The LDS ("lds", isotropic covariance only) is
+predicted for the simulated subset fraction and number of subsets (`theory.predict(lds_alpha=,
+lds_subsets=)`), with an allowance of 0.02 at p = 400.
 """
 
 from __future__ import annotations
@@ -30,10 +32,10 @@ from theory.params import MODEL_KEYS
 from ..engine.estimators import PREDICTED
 from .store import CONFIG_COLUMNS, read_table
 
-PREDICTED_METRICS = ("pearson", "spearman", "rel_error", "scale")
-ALL_ESTIMATORS = PREDICTED
+PREDICTED_METRICS = ("pearson", "spearman", "rel_error", "scale", "lds")
+ALL_ESTIMATORS = ("loo",) + PREDICTED
 DEFAULT_N_SE = 3.0
-DEFAULT_ALLOWANCE = {"pearson": 0.01, "spearman": 0.01, "rel_error": 0.02, "scale": 0.03}
+DEFAULT_ALLOWANCE = {"pearson": 0.01, "spearman": 0.01, "rel_error": 0.02, "scale": 0.03, "lds": 0.02}
 NS_REL_ERROR_ALLOWANCE = 0.1
 
 
@@ -137,6 +139,8 @@ def compare(summaries: list[dict], *, n_se: float = DEFAULT_N_SE, allowance=None
             model["variants"] = True
         if model["covariance"] != "isotropic":
             model["p"] = cfg["p"]            # such spectra depend on p
+        elif "lds" in metrics and any("lds" in row for row in s["estimators"].values()):
+            model.update(lds_alpha=cfg.get("lds_alpha", 0.5), lds_subsets=cfg["lds_subsets"])
         key = tuple(sorted(model.items()))
         if key not in cache:
             cache[key] = predictor(**model)

@@ -292,15 +292,14 @@ def _variants(th, curve, k_grid, n_proj, lam_t_s) -> str:
         return predict_spectrum(th.s, th.theta, family=th.family, delta=th.delta, kappa=k / th.p, lam=th.lam,
                                 lam_trak=lam_t_s, gamma=th.gamma, sigma=th.sigma, n_proj=M, variants=True,
                                 nodes=th.nodes)
-    try:
-        call(1, 1)
-    except InvalidParameterError as e:
-        return f"unavailable: {e}"
     for k in k_grid:
         for M in n_proj:
             if not th.valid(k, lam_t_s):
                 continue
-            est = call(k, M)["estimators"]
+            try:
+                est = call(k, M)["estimators"]
+            except InvalidParameterError as e:
+                return f"unavailable: {e}"
             for name in VARIANTS:
                 if name in est:
                     curve.append(dict(estimator=name, k=k, n_proj=M, **{m: est[name][m] for m in
