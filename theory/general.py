@@ -44,11 +44,18 @@ from functools import partial
 import jax
 import jax.numpy as jnp
 import numpy as np
-from scipy.optimize import brentq
 
 from .errors import NotConvergedError
 from .fixed_point import FixedPoint, solve_fixed_point
 from .glm_law import DEFAULT_NODES, atoms, quadrature
+
+
+def brentq(*args, **kwargs):
+    """scipy.optimize.brentq, imported on first use (scipy.optimize costs ~0.2 s of every start-up)."""
+    from scipy.optimize import brentq as _brentq
+
+    return _brentq(*args, **kwargs)
+
 
 TOL = 1e-12
 
