@@ -22,7 +22,7 @@ the cache stays off rather than risk that. Programs are cached however short the
 
 Entry points call `enable_compilation_cache()`: the command line, `run_sweep` (and its Ray
 workers) and `figures.make`. The Python API leaves JAX as it is unless asked:
-`theory.enable_compilation_cache()`.
+`theory.jaxcache.enable_compilation_cache()`.
 """
 
 from __future__ import annotations
