@@ -55,13 +55,20 @@ def law_grid(family: str, gamma: float, sigma: float, nodes: int = DEFAULT_NODES
         return _law_grid(get_family(family), gamma, sigma, nodes)
 
 
+@partial(jax.jit, static_argnums=(0, 3))
+def _response_law(fam, s, sigma, support):
+    """fam.response_law as one compiled program: op by op, each operation would be its own
+    program to trace and compile (or load) in every fresh process."""
+    return fam.response_law(s, sigma, support)
+
+
 def _law_grid(fam, gamma, sigma, nodes):
     x, wx = _hermite(nodes)
     s = gamma * x
     if fam.name == "logistic":
-        y, py = (np.asarray(a) for a in fam.response_law(s, sigma, 2))
+        y, py = (np.asarray(a) for a in _response_law(fam, s, sigma, 2))
     elif fam.name == "gaussian":
-        y, py = (np.asarray(a) for a in fam.response_law(s, sigma, nodes if sigma > 0 else 1))
+        y, py = (np.asarray(a) for a in _response_law(fam, s, sigma, nodes if sigma > 0 else 1))
     else:   # poisson: per s node, the window of y values carrying all but ~1e-15 of the pmf
         from scipy import stats   # here, not at the top: scipy.stats costs ~0.5 s of every start-up
 
