@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-test
 JOBS   ?= 2
 
-.PHONY: help install test validate bench demo figures figures-paper sweep clean
+.PHONY: help install test validate bench bench-cold bench-gpu demo figures figures-paper sweep clean
 
 help:
 	@echo "make test        fast test suite (creates .venv, installs .[test])"
@@ -17,6 +17,8 @@ help:
 	@echo "make demo        one end-to-end simulation, printed as a table"
 	@echo "make validate    slow theory-vs-simulation checks at larger p"
 	@echo "make bench       performance benchmarks (ratios, see benchmarks/README.md)"
+	@echo "make bench-cold  command-line cold start against a bare JAX start"
+	@echo "make bench-gpu   benchmarks + figures-paper on an accelerator, time-bounded (benchmarks/gpu.sh)"
 	@echo "make clean       remove .venv and caches"
 
 $(STAMP): pyproject.toml
@@ -40,6 +42,15 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_loo.py
 	$(BIN)/python benchmarks/bench_sweep.py
 	$(BIN)/python benchmarks/bench_scaling.py
+	$(BIN)/python benchmarks/bench_cold.py
+
+bench-cold: $(STAMP)
+	$(BIN)/python benchmarks/bench_cold.py --cache-off --replicate
+
+# No .venv dependency: the accelerator machine may have no network; the script picks a Python whose
+# JAX sees the accelerator and runs the packages from this checkout.
+bench-gpu:
+	bash benchmarks/gpu.sh
 
 figures: $(STAMP)
 	$(BIN)/trak-sim figures --preset quick

@@ -30,11 +30,13 @@ def make(name: str, preset: str = "quick", *, out: str | Path | None = None,
          results: str | Path | None = None, progress: bool = True) -> list[str]:
     """Draw figure `name` into `out` (default `_common.default_out()`), its simulations cached
     under `results` (default `_common.default_results()`); return the written paths."""
+    from theory.jaxcache import enable_compilation_cache
     from theory.numerics import enable_float64
 
     from . import _common
 
     enable_float64()
+    enable_compilation_cache()
     previous = dict(_common.OUTPUT)
     _common.OUTPUT.update(figures=out, results=results)
     try:

@@ -16,7 +16,6 @@ Spectra (`spectrum(kind, p, param)`):
 from __future__ import annotations
 
 import numpy as np
-import scipy.linalg
 
 from .errors import InvalidParameterError
 
@@ -34,6 +33,8 @@ def spectrum(kind: str, p: int, param: float = 0.0) -> np.ndarray:
         spikes = float(param) * np.array([1.0, 0.5, 0.25])
         s[:min(3, p)] = np.maximum(spikes[:min(3, p)], 1.0)
     elif kind == "ar1":
+        import scipy.linalg   # here, not at the top: it costs ~0.2 s of every start-up
+
         s = np.linalg.eigvalsh(scipy.linalg.toeplitz(float(param) ** np.arange(p)))[::-1].copy()
     else:
         raise InvalidParameterError(f"covariance must be one of {', '.join(COVARIANCES)}, got {kind!r}.")

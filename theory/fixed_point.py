@@ -79,7 +79,9 @@ def _start(family, delta, lam, gamma):
     """Heuristic start: the gaussian fixed point at the curvature scale of the family."""
     wbar = get_family(family).curvature(gamma)
     lam_eff = max(lam, 1e-3) / wbar
-    c = float(mp_b(lam_eff, delta)) / wbar
+    t = lam_eff + delta - 1.0       # traces.mp_b in numpy: op by op in JAX it would compile 6 programs
+    disc = np.sqrt(t * t + 4.0 * lam_eff)
+    c = float(2.0 / (t + disc) if t > 0 else (disc - t) / (2.0 * lam_eff)) / wbar
     a = gamma * 0.5
     r = np.sqrt(delta) * c * 0.4
     return np.array([np.log(c), a, np.log(max(r, 1e-6))])

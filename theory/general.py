@@ -44,13 +44,20 @@ from functools import partial
 import jax
 import jax.numpy as jnp
 import numpy as np
-from scipy.optimize import brentq
 
 from .errors import NotConvergedError
 from .families import get_family
 from .fixed_point import FixedPoint, solve_fixed_point
 from .glm_law import DEFAULT_NODES, atoms, quadrature
 from .solvers import damped_newton_root
+
+
+def brentq(*args, **kwargs):
+    """scipy.optimize.brentq, imported on first use (scipy.optimize costs ~0.2 s of every start-up)."""
+    from scipy.optimize import brentq as _brentq
+
+    return _brentq(*args, **kwargs)
+
 
 TOL = 1e-12
 

@@ -18,6 +18,7 @@ from functools import lru_cache, partial
 import jax
 import jax.numpy as jnp
 import numpy as np
+
 from .families import get_family
 
 DEFAULT_NODES = 40

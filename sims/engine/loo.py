@@ -27,10 +27,31 @@ H^{-1} to working precision; when a probe of ||H A - I|| is not far below the to
 (ill-conditioned H) the coefficients Delta are tracked too (a p x p product, 2 p^2 more flops per
 step) and G is evaluated from its definition.
 
+The default iteration (`_jacobi_step`) adds a diagonal correction to the chord map. For any
+n-vector nu define T(nu) = -X H_{-i}^{-1} (c0 + X^T nu) = X Delta_T(nu); the LOO solution is the
+fixed point nu = nu(T(nu)), and the Jacobian of that equation is I + N K_{-i}, with
+N = diag(nu'(T)) and K_{-i} = X H_{-i}^{-1} X^T. The chord iteration (nu <- nu(T(nu))) neglects
+N K_{-i}; the diagonal of K_{-i}, D_j = x_j^T H_{-i}^{-1} x_j = lev_j + coef k_ij^2 with
+lev = diag(X A X^T), carries a large share of it (the leverages are O(1), the off-diagonal terms
+O(p^{-1/2}) but many) and is inverted coordinate by coordinate:
+
+    nu <- nu(T) - N D (nu(T) - nu) / (1 + N D)          (elementwise; N = nu'(T) = w(eta + T) - w)
+
+From nu = 0 this gives a better first iterate than the Newton step (whose image is T(0)); after
+it, each step contracts the error about three times more than a chord step (n = 2000, p = 1000:
+4.73 steps per point on average against 5.55 at tol = 1e-10; near separability (n = 600, p = 400,
+lam = 1e-3) 8.7 against 16.7, with far fewer Newton fallbacks). A step costs the same two
+products, X^T nu (n x p) and X A of it (p x n), and about the same elementwise work.
+Convergence is proved only by an exact gradient: for any nu, Delta_T = -H_{-i}^{-1}(c0 + X^T nu)
+has G_i(Delta_T) = X^T nu(T) - X^T nu. When the predicted norm of that gradient,
+||(nu(T) - nu) * ||x_j|| ||, is below the threshold, the step is plain (nu <- nu(T)) and the
+product of the next step gives the exact gradient; the values are X_0 Delta_T. A prediction never
+ends a point. With coefficients tracked (ill-conditioned H, below) the chord iteration runs.
+
 A point has converged when ||G_i|| <= max(tol (||x_i|| |g_i| + 1e-4 rms(g)), floor_i), where
 floor_i = 16 eps (sqrt(sum_{j != i} ||x_j||^2 m_j^2) + ||x_i|| |g_i| + lam ||beta_hat||), with
-m_j = |g(eta_j + e_j)| + |y_j| + w_j |eta_j + e_j| the magnitude of what is rounded in term j, is the
-rounding level of the gradient itself: a point with tiny |g_i|, or an interpolating fit with tiny
+m_j = |g(eta_j + e_j)| + |y_j| + w_j |eta_j + e_j| the magnitude of what is rounded in term j (taken at
+Delta = 0 in the default iteration), is the rounding level of the gradient itself: a point with tiny |g_i|, or an interpolating fit with tiny
 lam, cannot be resolved below it (the values are then accurate to about eps cond(H)). Points run
 in the lanes of a
 fixed-size batch: after every step the lanes whose point has converged, or reached `chord_iters`
@@ -63,7 +84,7 @@ ROUNDING_FACTOR = 16.0                # floor = ROUNDING_FACTOR * eps * (size of
 
 class Loo(NamedTuple):
     values: np.ndarray     # (T, n) LOO_i(x_0)
-    n_iter: np.ndarray     # (n,) chord steps per point (plus Newton steps of the fallback)
+    n_iter: np.ndarray     # (n,) steps per point (each two n x p products; plus Newton steps of the fallback)
     rel_resid: np.ndarray  # (n,) final ||G_i|| / (its convergence threshold / tol)
     tracked: bool = False  # True when the coefficients were tracked (ill-conditioned H)
 
@@ -142,6 +163,74 @@ def _chord_step(lanes: _Lanes, fresh, new_idx, X, y, eta, g, w, A, XA, X0A, r0, 
     return _Lanes(i, e, f, nu, G, k, k0, delta, it), jnp.linalg.norm(G, axis=1), floor
 
 
+class _JLanes(NamedTuple):
+    """State of one batch of points in the Jacobi-corrected iteration (`_jacobi_step`)."""
+
+    idx: jax.Array     # (B,) training point of each lane
+    nu: jax.Array      # (B, n) the iterate nu (nu(X Delta) at the solution)
+    v: jax.Array       # (B, p) X^T nu
+    f: jax.Array       # (B, T) X_0 Delta_T of the last chord image (the lane's values)
+    k: jax.Array       # (B, n) X A x_i
+    k0: jax.Array      # (B, T) X_0 A x_i
+    it: jax.Array      # (B,) steps taken
+
+
+def _empty_jlanes(B, n, p, T, dtype) -> _JLanes:
+    z = lambda *s: jnp.zeros(s, dtype)  # noqa: E731
+    return _JLanes(jnp.zeros(B, jnp.int32), z(B, n), z(B, p), z(B, T), z(B, n), z(B, T),
+                   jnp.zeros(B, jnp.int32))
+
+
+@partial(jax.jit, static_argnames=("family", "last"))
+def _jacobi_step(lanes: _JLanes, fresh, new_idx, X, y, eta, g, w, XA, X0A, r0, lev, tol_s, row, m0, lam_beta, *,
+                 family: str, last: int):
+    """One step in every lane of the iteration with a diagonal (Jacobi) correction (module
+    docstring); lanes with `fresh` start point `new_idx` (from nu = 0). Returns the new state, the
+    gradient norm (exact where `checked`, else its prediction), the rounding floor and `checked`.
+    lev = diag(X A X^T), tol_s = tol * s, row = (||x_j||), m0 = the magnitudes m_j ||x_j|| of the
+    rounding floor at Delta = 0 (the floor is a rounding level: the small e does not change it
+    materially, and this saves passes over (B, n) arrays), lam_beta = lam ||beta_hat||."""
+    fam = get_family(family)
+    n = X.shape[0]
+    lane = jnp.arange(fresh.shape[0])
+    fresh_ = fresh[:, None]
+    i = jnp.where(fresh, new_idx, lanes.idx)
+    xi, ai = X[i], XA[i]
+    Z = jnp.where(fresh_, xi, lanes.v)          # fresh lanes get k_i = X A x_i, the others X A v
+    XAZ, X0AZ = Z @ XA.T, Z @ X0A.T
+    k = jnp.where(fresh_, XAZ, lanes.k)
+    k0 = jnp.where(fresh_, X0AZ, lanes.k0)
+    gi, wi = g[i], w[i]
+    hi = k[lane, i]
+    one_minus_wh = 1.0 - wi * hi
+    coef = (wi / one_minus_wh)[:, None]
+    u, u0 = XA @ r0, X0A @ r0
+    first = coef * u[i][:, None] - (gi / one_minus_wh)[:, None]
+    av = jnp.where(fresh_, 0.0, jnp.sum(ai * lanes.v, axis=1)[:, None])           # a_i^T v
+    # chord image T = -X H_{-i}^{-1} (c0 + X^T nu) = X Delta_T, and its X_0 image
+    T = -(u + first * k) - jnp.where(fresh_, 0.0, XAZ + coef * av * k)
+    fT = -(u0 + first * k0) - jnp.where(fresh_, 0.0, X0AZ + coef * av * k0)
+    keep = jnp.arange(n)[None, :] != i[:, None]
+    nu_of = lambda e: jnp.where(keep, fam.grad(y, eta + e) - g - w * e, 0.0)  # noqa: E731
+    nuT = nu_of(T)
+    nu0 = jnp.where(fresh_, 0.0, lanes.nu)
+    v0 = jnp.where(fresh_, 0.0, lanes.v)
+    # rounding floor of the gradient, and the predicted ||G(T)|| = ||X^T (nu(T) - nu(e))||
+    m2 = jnp.sum(m0 * m0) - m0[i] ** 2
+    floor = ROUNDING_FACTOR * jnp.finfo(X.dtype).eps * (jnp.sqrt(jnp.maximum(m2, 0.0)) + row[i] * jnp.abs(gi)
+                                                        + lam_beta)
+    pred = jnp.linalg.norm((nuT - nu0) * row, axis=1)
+    it = jnp.where(fresh, 1, lanes.it + 1)
+    plain = (pred <= jnp.maximum(tol_s[i], floor)) | (it >= last) | ~jnp.isfinite(pred)
+    # Jacobi: nu <- nu(T) - N D (nu(T) - nu) / (1 + N D), N = nu'(T), D = diag(X H_{-i}^{-1} X^T)
+    # = lev + coef k^2 (0 at j = i); a plain step takes nu(T)
+    ND = jnp.where(keep, (fam.hess(y, eta + T) - w) * (lev + coef * k * k), 0.0)
+    nu = nuT - jnp.where(plain[:, None], 0.0, ND * (nuT - nu0) / (1.0 + ND))
+    v = nu @ X
+    gnorm = jnp.where(plain, jnp.linalg.norm(v - v0, axis=1), pred)   # exact gradient at T = X Delta_T
+    return _JLanes(i, nu, v, fT, k, k0, it), gnorm, floor, plain
+
+
 @jax.jit
 def _inverse_error(X, w, lam, A, key):
     """Estimate of ||H A - I||_2 from three random probes (each ~ ||H A - I||_F / sqrt(p)), times sqrt(p)."""
@@ -214,7 +303,7 @@ def gradient_scales(X, g) -> tuple[np.ndarray, np.ndarray]:
 def exact_loo(family: str, X, y, X0, fit: Fit, A, lam, *, XA=None, tol: float = 1e-10,
               chord_iters: int = 30, newton_iters: int = 100, chunk_size: int | None = None,
               memory_budget: int = DEFAULT_MEMORY_BUDGET, track: bool | None = None,
-              progress=None, offset=None) -> Loo:
+              progress=None, offset=None, jacobi: bool = True) -> Loo:
     """Exact LOO influence on every test point for every training point (see module docstring).
 
     `A` is H^{-1} at beta_hat and `XA` = X A (computed if absent). `track` forces (True) or
@@ -222,7 +311,8 @@ def exact_loo(family: str, X, y, X0, fit: Fit, A, lam, *, XA=None, tol: float = 
     when some point misses the tolerance even after the Newton fallback. `progress`, if given,
     is called with the number of points finished after each step that finishes some.
     `offset` (n,): a GLM with eta = X beta + offset; `fit` must then carry that eta (and g, w at
-    it), and the Newton fallback refits with the offset. None (default): no offset.
+    it), and the Newton fallback refits with the offset. None (default): no offset. `jacobi`
+    False runs the plain chord iteration (as when tracking), for comparison.
     """
     family = get_family(family).name
     n, p = X.shape
@@ -246,7 +336,13 @@ def exact_loo(family: str, X, y, X0, fit: Fit, A, lam, *, XA=None, tol: float = 
     # finish, which run partly empty, hold quick points.
     queue = list(np.argsort(-np.abs(np.asarray(fit.g)), kind="stable"))
     queue.reverse()                           # pop() from the end
-    lanes = _Lanes(*place.split(*_empty_lanes(B, n, p, T, track, X.dtype)))
+    jacobi = jacobi and not track
+    if jacobi:
+        lanes = _JLanes(*place.split(*_empty_jlanes(B, n, p, T, X.dtype)))
+        m0 = (np.abs(np.asarray(fit.g)) + np.abs(np.asarray(y)) + np.asarray(fit.w) * np.abs(np.asarray(fit.eta))) * row
+        lev, tol_s, m0 = place.replicate(jnp.sum(X * XA, axis=1), tol * s, m0)
+    else:
+        lanes = _Lanes(*place.split(*_empty_lanes(B, n, p, T, track, X.dtype)))
     point = np.full(B, -1)                    # point held by each lane (-1: idle)
     fresh = np.ones(B, bool)
     while True:
@@ -259,12 +355,19 @@ def exact_loo(family: str, X, y, X0, fit: Fit, A, lam, *, XA=None, tol: float = 
         if (point < 0).all():
             break
         fresh_d, new_d = place.split(fresh, new_idx)
-        lanes, gnorm, floor = _chord_step(lanes, fresh_d, new_d, X, y, eta, g, w, A, XA, X0A, r0,
-                                          lam, row_d, lam_beta, family=family, track=track)
+        if jacobi:
+            lanes, gnorm, floor, checked = _jacobi_step(lanes, fresh_d, new_d, X, y, eta, g, w, XA, X0A, r0, lev,
+                                                        tol_s, row_d, m0, lam_beta, family=family, last=chord_iters)
+            checked = np.asarray(checked)
+        else:
+            lanes, gnorm, floor = _chord_step(lanes, fresh_d, new_d, X, y, eta, g, w, A, XA, X0A, r0,
+                                              lam, row_d, lam_beta, family=family, track=track)
+            checked = np.ones(B, bool)
         gnorm, floor, it = np.asarray(gnorm), np.asarray(floor), np.asarray(lanes.it)
         active = point >= 0
         thresh = np.maximum(tol * s[np.maximum(point, 0)], floor)
-        done = active & ((gnorm <= thresh) | ~np.isfinite(gnorm) | (it >= chord_iters))
+        done = active & ((checked & (gnorm <= thresh)) | ~np.isfinite(gnorm) | (it >= chord_iters))
+        gnorm = np.where(checked, gnorm, np.inf)      # a predicted gradient norm proves nothing
         if done.any():
             f = np.asarray(lanes.f)[done]
             idx = point[done]

@@ -52,6 +52,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 from theory.errors import InvalidParameterError
+from theory.jaxcache import enable_compilation_cache
 from theory.numerics import enable_float64
 
 from ..engine.params import SWEEP_KEYS
@@ -197,7 +198,8 @@ def _device():
 
 
 def compute_unit(spec_name: str, sp: SimParams, rep: int, h: str, version: str) -> dict:
-    """Run one replicate and return its point record (pure: no file I/O)."""
+    """Run one replicate and return its point record (no file I/O but the compilation cache)."""
+    enable_compilation_cache()      # also in Ray workers, which do not run run_sweep
     t0 = time.perf_counter()
     result = run_replicate(sp, rep)
     return point_record(spec_name, sp, rep, h, result, time.perf_counter() - t0, version)

@@ -154,10 +154,19 @@ def binary_response_law(p_one: Callable) -> Callable:
     return law
 
 
-def binary_response_table(response_law: Callable) -> Callable:
+def compiled_response_table(response_law: Callable, support: Callable[[float, int], int]) -> Callable:
+    """response_table from a jax response_law, compiled as one program (op by op, each operation
+    would be its own program to trace and compile, or load, in every fresh process);
+    support(sigma, nodes) is the number of y values per signal node."""
+    law = jax.jit(response_law, static_argnums=2)
+
     def table(s, sigma, nodes):
-        return tuple(np.asarray(a) for a in response_law(s, sigma, 2))
+        return tuple(np.asarray(a) for a in law(s, sigma, support(sigma, nodes)))
     return table
+
+
+def binary_response_table(response_law: Callable) -> Callable:
+    return compiled_response_table(response_law, lambda sigma, nodes: 2)
 
 
 def binary_separability(p_one_numpy: Callable) -> Callable:

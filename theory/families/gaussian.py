@@ -6,7 +6,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import Family, prox_with_jvp
+from . import Family, compiled_response_table, prox_with_jvp
 
 
 def loss(y, eta):
@@ -37,8 +37,7 @@ def response_law(s, sigma, support):
     return y, probs
 
 
-def response_table(s, sigma, nodes):
-    return tuple(np.asarray(a) for a in response_law(s, sigma, nodes if sigma > 0 else 1))
+response_table = compiled_response_table(response_law, lambda sigma, nodes: nodes if sigma > 0 else 1)
 
 
 def model_problem(gamma, sigma, lam):
