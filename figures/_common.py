@@ -88,10 +88,78 @@ def theory_grid(spec, key: str | None = None):
 
 def predict_curve(vary: str, values, variants: bool = False, **fixed) -> dict:
     """theory.predict_curve along `values` of parameter `vary`: {estimator: {metric: array}}."""
-    from theory import predict_curve as curve
-
     values = [int(v) for v in values] if vary == "n_proj" else [float(v) for v in values]
-    return curve(vary, values, variants=variants, **fixed)["estimators"]
+    return theory("predict_curve", vary, values, variants=variants, **fixed)["estimators"]
+
+
+# ----------------------------------------------------------------------------- theory cache
+def theory(function: str, *args, **kwargs):
+    """theory.<function>(*args, **kwargs) (predict, predict_curve, predict_spectrum), memoized on
+    disk under <results>/theory/: a rerun of `make figures` recomputes no prediction. The key
+    covers the arguments (arrays by content), the source of the theory package and the JAX
+    version, so a changed formula or JAX misses the cache; entries are JSON (floats round-trip
+    exactly), written atomically; an unreadable entry is recomputed."""
+    import hashlib
+    import json
+
+    import theory as th
+
+    key = json.dumps({"function": function, "args": _encode(args, digest=True),
+                      "kwargs": _encode(kwargs, digest=True), "source": _theory_digest()}, sort_keys=True)
+    path = results_dir() / "theory" / f"{hashlib.sha256(key.encode()).hexdigest()[:40]}.json"
+    try:
+        return _decode(json.loads(path.read_text()))
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    result = getattr(th, function)(*args, **kwargs)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(_encode(result)))
+    os.replace(tmp, path)
+    return result
+
+
+def _theory_digest() -> str:
+    import hashlib
+
+    import jax
+
+    import theory as th
+
+    h = hashlib.sha256(jax.__version__.encode())
+    root = Path(th.__file__).parent
+    for f in sorted(root.rglob("*.py")):
+        h.update(str(f.relative_to(root)).encode() + f.read_bytes())
+    return h.hexdigest()
+
+
+def _encode(obj, digest: bool = False):
+    """JSON-able form; arrays as {"__array__": values, "dtype"} (or their SHA-256 for cache keys)."""
+    import hashlib
+
+    if isinstance(obj, dict):
+        return {str(k): _encode(v, digest) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_encode(v, digest) for v in obj]
+    if isinstance(obj, np.ndarray) or hasattr(obj, "__array__") and not np.isscalar(obj):
+        a = np.asarray(obj)
+        if digest:
+            return {"__sha256__": hashlib.sha256(np.ascontiguousarray(a).tobytes()).hexdigest(),
+                    "shape": list(a.shape), "dtype": str(a.dtype)}
+        return {"__array__": a.tolist(), "dtype": str(a.dtype)}
+    if isinstance(obj, np.generic):
+        return obj.item()
+    return obj
+
+
+def _decode(obj):
+    if isinstance(obj, dict):
+        if "__array__" in obj:
+            return np.asarray(obj["__array__"], dtype=obj["dtype"])
+        return {k: _decode(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_decode(v) for v in obj]
+    return obj
 
 
 def log_ticks(ax, ticks, axis="x"):

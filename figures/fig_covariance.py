@@ -6,14 +6,12 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 
-from ._common import add_caption, caption, model_of, run_figure_sweep, save, select, sim_series, theory_grid
+from ._common import add_caption, caption, model_of, run_figure_sweep, save, select, sim_series, theory_grid, theory
 
 NAME = "fig_covariance"
 
 
 def make(preset: str = "quick", progress: bool = True) -> list[str]:
-    from theory import predict
-
     spec, summaries = run_figure_sweep(NAME, preset, progress)
     kappas = theory_grid(spec)
     alphas = sorted({s["config"]["cov_param"] for s in summaries})
@@ -22,7 +20,7 @@ def make(preset: str = "quick", progress: bool = True) -> list[str]:
     shades = plt.cm.viridis(np.linspace(0.05, 0.85, len(alphas)))
     for alpha, col in zip(alphas, shades):
         base = model_of(select(summaries, cov_param=alpha)[0]["config"])
-        preds = [predict(**{**base, "kappa": float(k)}, p=p) for k in kappas]
+        preds = [theory("predict", **{**base, "kappa": float(k)}, p=p) for k in kappas]
         rho = np.array([r["estimators"]["trak"]["pearson"] for r in preds])
         d_A = preds[0]["constants"]["d_A"]
         label = f"α = {alpha:g} (d_A = {d_A:.0f})"

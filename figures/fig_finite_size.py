@@ -6,7 +6,7 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 
-from ._common import add_caption, COLORS, LABELS, log_ticks, model_of, run_figure_sweep, save
+from ._common import add_caption, COLORS, LABELS, log_ticks, model_of, run_figure_sweep, save, theory
 
 NAME = "fig_finite_size"
 SERIES = [("trak", "pearson", "o"), ("trak", "spearman", "s"), ("if", "spearman", "^"),
@@ -14,11 +14,9 @@ SERIES = [("trak", "pearson", "o"), ("trak", "spearman", "s"), ("if", "spearman"
 
 
 def make(preset: str = "quick", progress: bool = True) -> list[str]:
-    from theory import predict
-
     spec, summaries = run_figure_sweep(NAME, preset, progress)
     summaries = sorted(summaries, key=lambda s: s["config"]["p"])
-    th = predict(**model_of(summaries[0]["config"]))["estimators"]
+    th = theory("predict", **model_of(summaries[0]["config"]))["estimators"]
     ps = np.array([s["config"]["p"] for s in summaries])
     fig, ax = plt.subplots(figsize=(6.5, 4.5))
     for est, metric, marker in SERIES:

@@ -7,7 +7,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from ._common import (add_caption, LABELS, METRIC_LABELS, caption, model_of, plot_sim, plot_theory, predict_curve,
-                     run_figure_sweep, save, sim_series, theory_grid)
+                     run_figure_sweep, save, sim_series, theory_grid, theory)
 
 NAME = "fig_lds"
 
@@ -15,9 +15,7 @@ NAME = "fig_lds"
 def lds_curve(kappas, config) -> dict:
     """theory.predict(lds_alpha=1/2, lds_subsets=J) along kappa: {estimator: array} (the expected
     Spearman over the simulation's J subsets; the two-replica part is computed once and cached)."""
-    from theory import predict
-
-    rows = [predict(**{**model_of(config), "kappa": float(k)}, lds_alpha=config.get("lds_alpha", 0.5),
+    rows = [theory("predict", **{**model_of(config), "kappa": float(k)}, lds_alpha=config.get("lds_alpha", 0.5),
                     lds_subsets=config["lds_subsets"])["estimators"] for k in kappas]
     return {e: np.array([r[e]["lds"] for r in rows]) for e in rows[0]}
 

@@ -7,14 +7,12 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from ._common import (add_caption, log_ticks, METRIC_LABELS, caption, model_of, plot_sim, plot_theory, predict_curve,
-                     run_figure_sweep, save, select, sim_series)
+                     run_figure_sweep, save, select, sim_series, theory)
 
 NAME = "fig_nproj"
 
 
 def make(preset: str = "quick", progress: bool = True) -> list[str]:
-    from theory import predict
-
     spec, summaries = run_figure_sweep(NAME, preset, progress)
     Ms = np.asarray(spec.raw["theory"]["values"], dtype=int)
     kappas = sorted({s["config"]["kappa"] for s in summaries})
@@ -25,11 +23,11 @@ def make(preset: str = "quick", progress: bool = True) -> list[str]:
             base = model_of(select(summaries, kappa=kappa)[0]["config"])
             curve = predict_curve("n_proj", Ms, **base)
             plot_theory(ax, Ms, curve["trak"][metric], "trak", color=shade, label=f"TRAK, k/p = {kappa:g}")
-            limit = predict(**{**base, "n_proj": 10**9})["estimators"]["trak"][metric]
+            limit = theory("predict", **{**base, "n_proj": 10**9})["estimators"]["trak"][metric]
             ax.axhline(limit, color=shade, ls=":", lw=1.2)
             x, m, se = sim_series(select(summaries, kappa=kappa), "n_proj", "trak", metric)
             plot_sim(ax, x, m, se, "trak", color=shade, label=None)
-        if_value = predict(**base)["estimators"]["if"][metric]
+        if_value = theory("predict", **base)["estimators"]["if"][metric]
         ax.axhline(if_value, color="#d95f02", lw=1.2, label="IF (theory)")
         ax.set_xscale("log", base=2)
         log_ticks(ax, [1, 2, 4, 8, 16, 32])

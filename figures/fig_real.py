@@ -13,7 +13,7 @@ import tomllib
 import matplotlib.pyplot as plt
 import numpy as np
 
-from ._common import add_caption, COLORS, SPECS, results_dir, save
+from ._common import add_caption, COLORS, SPECS, results_dir, save, theory
 
 NAME = "fig_real"
 
@@ -40,8 +40,6 @@ def _run_cached(store, **kwargs):
 
 def make(preset: str = "quick", progress: bool = True) -> list[str]:
     from sims.runs.real import DATASETS, load
-    from theory import predict_spectrum
-
     raw = tomllib.loads((SPECS / f"{NAME}.toml").read_text())
     fig_cfg, pre = raw["figure"], raw["presets"][preset]
     store = results_dir() / preset / NAME
@@ -56,7 +54,7 @@ def make(preset: str = "quick", progress: bool = True) -> list[str]:
                                 lam_trak=fig_cfg["lam_trak"], reps=pre["reps"], n_test=pre["n_test"],
                                 seed=fig_cfg["seed"])
                     for kappa in fig_cfg["kappas"]]
-            th = [predict_spectrum(data.spectrum, data.theta, family=data.family, delta=delta, kappa=float(k),
+            th = [theory("predict_spectrum", data.spectrum, data.theta, family=data.family, delta=delta, kappa=float(k),
                                    lam=fig_cfg["lam"], lam_trak=fig_cfg["lam_trak"], gamma=data.gamma,
                                    sigma=data.sigma)["estimators"]
                   for k in dense]

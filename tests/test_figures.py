@@ -38,3 +38,34 @@ def test_saved_png_and_pdf_are_byte_reproducible(tmp_path):
     assert [p.rsplit(".", 1)[1] for p in first] == ["png", "pdf"]
     assert [digest(p) for p in first] == [digest(p) for p in second]
     assert b"CreationDate" not in open(first[1], "rb").read()
+
+
+def test_theory_cache_returns_exactly_the_fresh_prediction(tmp_path, monkeypatch):
+    """`_common.theory` memoizes predictions on disk (a rerun of `make figures` recomputes none):
+    the cached value equals the fresh one bit for bit, arrays keep their dtype, other arguments
+    miss the cache, and a corrupt entry is recomputed."""
+    import numpy as np
+
+    import theory
+
+    monkeypatch.setitem(_common.OUTPUT, "results", tmp_path)
+    kw = dict(family="gaussian", delta=2.0, kappa=0.5, lam=0.1)
+    fresh = theory.predict(**kw)
+    first = _common.theory("predict", **kw)
+    files = list((tmp_path / "theory").glob("*.json"))
+    assert len(files) == 1
+    assert _common.theory("predict", **kw) == first == fresh
+    _common.theory("predict", **{**kw, "kappa": 0.25})
+    assert len(list((tmp_path / "theory").glob("*.json"))) == 2
+    files[0].write_text("{not json")
+    assert _common.theory("predict", **kw) == fresh
+
+    curve = _common.theory("predict_curve", "kappa", [0.2, 0.4], **{k: v for k, v in kw.items() if k != "kappa"})
+    again = _common.theory("predict_curve", "kappa", [0.2, 0.4], **{k: v for k, v in kw.items() if k != "kappa"})
+    for e, row in curve["estimators"].items():
+        for m, v in row.items():
+            assert again["estimators"][e][m].dtype == v.dtype and np.array_equal(again["estimators"][e][m], v)
+    s = np.linspace(0.5, 1.5, 20)
+    a = _common.theory("predict_spectrum", s, None, **kw)
+    b = _common.theory("predict_spectrum", s * 1.01, None, **kw)      # other array content: a new entry
+    assert a == theory.predict_spectrum(s, None, **kw) and b != a
