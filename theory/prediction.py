@@ -117,16 +117,16 @@ _STATIC = ("family", "nodes", "identity", "variants", "broad")
 _assemble_one = jax.jit(_assemble, static_argnames=_STATIC)
 
 
-@partial(jax.jit, static_argnames=_STATIC + ("axes",))
+@partial(jax.jit, static_argnames=_STATIC + ("axes", "grid_axis"))
 def _assemble_many(x, grid, delta, lam, kappa, lam_trak, n_proj, *, family, nodes, identity, axes,
-                   variants=False, broad=False):
-    """vmap of `_assemble` (the grid is shared); arguments with axis None are shared, so what
-    depends only on them (the limit law, its moments, IF's Spearman, the compression of log|g|)
-    is computed once."""
-    def one(x, *params):
+                   variants=False, broad=False, grid_axis=None):
+    """vmap of `_assemble`; arguments with axis None are shared, so what depends only on them
+    (the limit law, its moments, IF's Spearman, the compression of log|g|) is computed once.
+    The grid is shared (grid_axis None) or one per point (grid_axis 0: grids of one size, stacked)."""
+    def one(x, grid, *params):
         return _assemble(x, grid, *params, family=family, nodes=nodes, identity=identity, variants=variants,
                          broad=broad)
-    return jax.vmap(one, in_axes=axes)(x, delta, lam, kappa, lam_trak, n_proj)
+    return jax.vmap(one, in_axes=(axes[0], grid_axis, *axes[1:]))(x, grid, delta, lam, kappa, lam_trak, n_proj)
 
 
 def _with_broad_retry(assemble, *args, **static):
@@ -255,17 +255,19 @@ def predict_spectrum(spectrum, theta=None, *, variants: bool = False, nodes: int
     return {"config": mp.asdict(), "estimators": estimators, "constants": constants}
 
 
-_FIXED_POINT_PARAMS = ("delta", "lam")
-_BATCHED = ("delta", "kappa", "lam", "lam_trak", "n_proj")
+_FIXED_POINT_PARAMS = ("delta", "lam", "gamma")
+_BATCHED = ("delta", "kappa", "lam", "lam_trak", "n_proj", "gamma")
 
 
 def predict_curve(vary: str, values, *, nodes: int = DEFAULT_NODES, variants: bool = False,
                   **params) -> dict:
     """`predict` along `values` of one parameter, batched: {"values", "estimators", "constants"}.
 
-    For vary in delta, kappa, lam, lam_trak, n_proj the fixed points are solved in sequence,
-    each warm-started from the previous one (none is needed when only kappa, lam_trak or n_proj
-    vary), and the assembly is one vmapped call; other parameters fall back to a loop of
+    For vary in delta, kappa, lam, lam_trak, n_proj, gamma the fixed points are solved in
+    sequence, each warm-started from the previous one (none is needed when only kappa, lam_trak or
+    n_proj vary), and the assembly is one vmapped call (over gamma with the quadrature grids
+    stacked, which needs grids of one size: `glm_law._bucket` rounds the sizes, so a curve
+    spanning two sizes falls back to the loop); other parameters fall back to a loop of
     `predict`. estimators[e][metric] and constants[k] are arrays aligned with `values`.
     """
     enable_float64()
@@ -279,10 +281,17 @@ def predict_curve(vary: str, values, *, nodes: int = DEFAULT_NODES, variants: bo
     if p is not None:
         p = check_int("p", p, lo=2, hi=1_000_000)
     models = [validate_model(**{**params, vary: v}) for v in values]
-    if vary not in _BATCHED or models[0].covariance != "isotropic":
+    m0 = models[0]
+    grid, grid_axis = quadrature(m0.family, m0.gamma, m0.sigma, nodes), None
+    if vary == "gamma" and grid is not None and m0.covariance == "isotropic":
+        grids = [quadrature(m.family, m.gamma, m.sigma, nodes) for m in models]
+        if len({g.nu.shape for g in grids}) == 1:
+            grid, grid_axis = jax.tree.map(lambda *a: np.stack(a), *grids), 0
+        else:
+            vary = None       # grids of several sizes: the loop below
+    if vary not in _BATCHED or m0.covariance != "isotropic":
         results = [predict(**m.asdict(), p=p, nodes=nodes, variants=variants) for m in models]
         return _stack(values, [r["estimators"] for r in results], [r["constants"] for r in results])
-    m0 = models[0]
     if vary in _FIXED_POINT_PARAMS:     # warm starts, linearly extrapolated along the curve
         xs, extra = [], []
         for k, m in enumerate(models):
@@ -303,9 +312,9 @@ def predict_curve(vary: str, values, *, nodes: int = DEFAULT_NODES, variants: bo
     args = [jnp.asarray([getattr(m, k) for m in models]) if k == vary else jnp.asarray(getattr(m0, k))
             for k in names]
     axes = (0 if vary in _FIXED_POINT_PARAMS else None,) + tuple(0 if k == vary else None for k in names)
-    est, const = _with_broad_retry(_assemble_many, x_arg, quadrature(m0.family, m0.gamma, m0.sigma, nodes), *args,
+    est, const = _with_broad_retry(_assemble_many, x_arg, grid, *args,
                                    family=m0.family, nodes=nodes, identity=m0.projection == "identity",
-                                   axes=axes, variants=variants)
+                                   axes=axes, variants=variants, grid_axis=grid_axis)
     const = {k: np.broadcast_to(np.asarray(v), (len(models),)) for k, v in const.items()}
     est = {e: {k: np.broadcast_to(np.asarray(v), (len(models),)) for k, v in row.items()}
            for e, row in est.items()}

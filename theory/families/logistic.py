@@ -5,7 +5,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from . import (Family, binary_response_law, binary_response_table, binary_separability, prox_running,
+from . import (Family, binary_response_law, binary_response_table, binary_separability, prox_loop, prox_tol,
                prox_with_jvp)
 
 
@@ -29,7 +29,8 @@ def _prox(y, z, c):
     """Root of u + c (sigmoid(u) - y) = z on the bracket [z - c(1 - y), z + c y].
 
     Newton safeguarded by bisection (rtsafe): bisect whenever the Newton point leaves the bracket
-    or the step fails to halve the previous one, so the bracket shrinks at least geometrically.
+    or the step fails to halve the previous one, so the bracket shrinks at least geometrically;
+    a Newton step below the tolerance (`prox_tol`) is always taken (it ends the iteration).
     """
     y, z, c = jnp.broadcast_arrays(*(jnp.asarray(a, dtype=jnp.result_type(float)) for a in (y, z, c)))
     lo, hi = z - c * (1.0 - y), z + c * y
@@ -42,10 +43,12 @@ def _prox(y, z, c):
         hi = jnp.where(f > 0, u, hi)
         newton = u - f / (1.0 + c * p * (1.0 - p))
         bisect = (newton <= lo) | (newton >= hi) | (2.0 * jnp.abs(newton - u) > jnp.abs(dx_old))
+        bisect = bisect & (jnp.abs(newton - u) > prox_tol(u, scale))   # a converged step is taken
         u_new = jnp.where(f == 0, u, jnp.where(bisect, 0.5 * (lo + hi), newton))
         return u_new, lo, hi, jnp.abs(u_new - u), it + 1
 
-    u, *_ = jax.lax.while_loop(prox_running, body, (0.5 * (lo + hi), lo, hi, hi - lo, 0))
+    scale = 1.0 + jnp.abs(z)
+    u, *_ = prox_loop(body, (0.5 * (lo + hi), lo, hi, hi - lo, 0), scale)
     return u
 
 

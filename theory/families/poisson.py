@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import gammaln
 
-from . import Family, prox_running, prox_with_jvp
+from . import Family, prox_loop, prox_with_jvp
 
 
 def loss(y, eta):
@@ -38,7 +38,7 @@ def _prox(y, z, c):
         u_new = u - (u + e - b) / (1.0 + e)
         return u_new, None, None, jnp.abs(u_new - u), it + 1
 
-    u, *_ = jax.lax.while_loop(prox_running, body, (u0, None, None, jnp.full_like(u0, jnp.inf), 0))
+    u, *_ = prox_loop(body, (u0, None, None, jnp.full_like(u0, jnp.inf), 0), 1.0 + jnp.abs(b))
     return u
 
 
