@@ -177,6 +177,23 @@ def effective_ridge_general(s, delta, kappa, lam_trak, identity: bool) -> float:
     return brentq(F, lam_trak, hi, xtol=1e-300, rtol=1e-15)
 
 
+def _sketch_traces(s, delta, r, e_rr, mu, kappa, n_proj, identity: bool):
+    """(s2, tau(B^2), tau(Bbar^2)) of a sketched resolvent with diagonal r = 1/(mu + delta a s) and
+    per-sample weight e_rr: s2 = S_rr/(1 - delta e_rr S_rr), (T7') for tau(B^2) (= s2 when P = I or
+    mu = 0), tau(Bbar^2) = tau(B^2)/M + (1 - 1/M) s2."""
+    p = s.size
+    S_rr = np.mean(s * s * r * r)
+    s2 = S_rr / (1.0 - delta * e_rr * S_rr)
+    if identity or mu == 0.0:
+        tau_B2 = s2
+    else:
+        ones = np.ones(p)
+        tau_R2 = _second_order(s, delta, ones, ones, r, r, e_rr) / p
+        t_SR2 = _second_order(s, delta, s / p, ones, r, r, e_rr)
+        tau_B2 = s2 + mu * mu * t_SR2**2 / (kappa - 1.0 + 2.0 * mu * np.mean(r) - mu * mu * tau_R2)
+    return s2, tau_B2, tau_B2 / n_proj + (1.0 - 1.0 / n_proj) * s2
+
+
 def kernel_traces_general(*, s, delta, lam, kappa, lam_trak, n_proj, identity, c, e_w_w, e_w2_w2) -> dict:
     """(T2')-(T8') and the effective dimensions, with the keys of `traces.kernel_traces`."""
     s = np.asarray(s, float)
@@ -191,16 +208,7 @@ def kernel_traces_general(*, s, delta, lam, kappa, lam_trak, n_proj, identity, c
     eR = 1.0 / (1.0 + c_T) ** 2
     S_AR = np.mean(s * s * alpha * r)
     tau_AB = S_AR / (1.0 - delta * a_w / (1.0 + c_T) * S_AR)
-    S_RR = np.mean(s * s * r * r)
-    s2 = S_RR / (1.0 - delta * eR * S_RR)
-    if identity or mu == 0.0:
-        tau_B2 = s2
-    else:
-        ones = np.ones(p)
-        tau_R2 = _second_order(s, delta, ones, ones, r, r, eR) / p
-        t_SR2 = _second_order(s, delta, s / p, ones, r, r, eR)
-        tau_B2 = s2 + mu * mu * t_SR2**2 / (kappa - 1.0 + 2.0 * mu * np.mean(r) - mu * mu * tau_R2)
-    tau_Bbar2 = tau_B2 / n_proj + (1.0 - 1.0 / n_proj) * s2
+    s2, tau_B2, tau_Bbar2 = _sketch_traces(s, delta, r, eR, mu, kappa, n_proj, identity)
     ell_A, ell_T = lam / (delta * a_w), mu * (1.0 + c_T) / delta
     return dict(tau_A2=tau_A2, mu=mu, c_T=c_T, s2=s2, tau_AB=tau_AB, tau_B2=tau_B2, tau_Bbar2=tau_Bbar2,
                 rho=tau_AB / np.sqrt(tau_A2 * tau_Bbar2), ell_A=ell_A, ell_T=ell_T,
@@ -282,15 +290,6 @@ def _weighted_kernel_traces_general(s, delta, lam, kappa, lam_trak, n_proj, iden
     e_rr = float(np.sum(wt * (w / (1.0 + c_T * w)) ** 2))
     S_Ar = np.mean(s * s * alpha * r)
     tau_AB = S_Ar / (1.0 - delta * e_Ar * S_Ar)
-    S_rr = np.mean(s * s * r * r)
-    s2 = S_rr / (1.0 - delta * e_rr * S_rr)
-    if identity or mu == 0.0:
-        tau_B2 = s2
-    else:
-        ones = np.ones(p)
-        tau_R2 = _second_order(s, delta, ones, ones, r, r, e_rr) / p
-        t_SR2 = _second_order(s, delta, s / p, ones, r, r, e_rr)
-        tau_B2 = s2 + mu * mu * t_SR2**2 / (kappa - 1.0 + 2.0 * mu * np.mean(r) - mu * mu * tau_R2)
-    tau_Bbar2 = tau_B2 / n_proj + (1.0 - 1.0 / n_proj) * s2
+    s2, tau_B2, tau_Bbar2 = _sketch_traces(s, delta, r, e_rr, mu, kappa, n_proj, identity)
     return dict(mu_w=mu, c_T_w=c_T, s2_w=s2, tau_AB_w=tau_AB, tau_B2_w=tau_B2, tau_Bbar2_w=tau_Bbar2,
                 rho_w=tau_AB / np.sqrt(tau_A2 * tau_Bbar2))
