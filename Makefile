@@ -25,8 +25,6 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'
-	@# optional extra, best effort: without it tests/test_ray.py is skipped with its reason
-	-$(BIN)/python -m pip install --quiet 'ray>=2.9' || echo "ray not installed: the Ray executor test will be skipped"
 	@touch $(STAMP)
 
 install: $(STAMP)
@@ -35,6 +33,8 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow" -n $(JOBS)
 
 validate: $(STAMP)
+	@# optional extra, best effort: without it tests/test_ray.py is skipped with its reason
+	-$(BIN)/python -m pip install --quiet 'ray>=2.9' || echo "ray not installed: the Ray executor test will be skipped"
 	$(BIN)/python -m pytest -q -m slow -s
 
 bench: $(STAMP)

@@ -1,6 +1,11 @@
-"""`trak-sim sweep --executor ray`: points computed as Ray tasks land in the same store and cache."""
+"""`trak-sim sweep --executor ray`: points computed as Ray tasks land in the same store and cache.
+
+Slow (`make validate`, which installs the optional extra): starting a local Ray instance takes
+~30 s, and the extra is a large install that `make test` skips."""
 
 import pytest
+
+pytestmark = pytest.mark.slow
 
 ray = pytest.importorskip("ray", reason="the optional extra trak-sim[ray] is not installed")
 
