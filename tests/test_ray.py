@@ -7,16 +7,15 @@ import pytest
 
 pytestmark = pytest.mark.slow
 
-ray = pytest.importorskip("ray", reason="the optional extra trak-sim[ray] is not installed")
-
-from sims.runs.store import read_table  # noqa: E402
-from sims.runs.sweep import parse_spec, run_sweep  # noqa: E402
+from sims.runs.store import read_table
+from sims.runs.sweep import parse_spec, run_sweep
 
 RAW = {"name": "ray", "defaults": {"family": "logistic", "p": 12, "n_test": 2, "reps": 2},
        "grid": {"kappa": [0.25, 0.5]}}
 
 
 def test_ray_executor_matches_local_and_shares_the_cache(tmp_path):
+    ray = pytest.importorskip("ray", reason="the optional extra trak-sim[ray] is not installed")
     spec = parse_spec(RAW)
     local = run_sweep(spec, tmp_path / "local", progress=False)   # first: Ray workers then load its kernels
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
