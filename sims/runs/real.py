@@ -22,6 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from theory.errors import InvalidParameterError
+from theory.families import get_family
 from theory.numerics import enable_float64
 
 from ..engine.data import Data
@@ -82,7 +83,7 @@ def load(name: str, plug_in_lam: float = 0.1) -> RealData:
     b = V.T @ beta                                 # beta_plug in the eigenbasis
     gamma2 = float(np.mean(s * b**2))              # beta^T Sigma beta with Sigma = V diag(s) V^T / p
     theta = b**2 / gamma2
-    sigma = float(np.sqrt(np.mean((y - X @ beta) ** 2))) if family == "gaussian" else 0.0
+    sigma = float(np.sqrt(np.mean((y - X @ beta) ** 2))) if get_family(family).uses_sigma else 0.0
     return RealData(name, family, X, y, s, theta, float(np.sqrt(gamma2)), sigma)
 
 
