@@ -31,7 +31,7 @@ from .families import get_family
 from .fixed_point import solve_fixed_point
 from .general import kernel_traces_general, solve_fixed_point_general, weighted_kernel_traces_general
 from .numerics import enable_float64
-from .glm_law import DEFAULT_NODES, _hermite, atoms, gaussian_atoms, quadrature
+from .glm_law import DEFAULT_NODES, _hermite, atoms, atoms_compiled, gaussian_atoms, quadrature
 from .lds import lds_predictions
 from .params import check_bool, check_int, check_real, validate_model
 from .spearman import spearman_if, spearman_pair, spearman_trak
@@ -235,7 +235,7 @@ def predict_spectrum(spectrum, theta=None, *, variants: bool = False, nodes: int
         g = jnp.asarray(nodes_ * np.sqrt(e_g2))
         w, wt = jnp.ones_like(g), jnp.asarray(wx)
     else:
-        _, _, g, w, wt = atoms(quadrature(mp.family, mp.gamma, mp.sigma, nodes), mp.family, fp.c, x[1], fp.r)
+        _, _, g, w, wt = atoms_compiled(quadrature(mp.family, mp.gamma, mp.sigma, nodes), mp.family, fp.c, x[1], fp.r)
     t, mom = _law_moments(g, w, wt, c)
     tr = kernel_traces_general(s=s, delta=mp.delta, lam=mp.lam, kappa=mp.kappa, lam_trak=mp.lam_trak,
                                n_proj=mp.n_proj, identity=mp.projection == "identity", c=fp.c,

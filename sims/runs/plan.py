@@ -74,7 +74,7 @@ class _Theory:
         import jax.numpy as jnp
 
         from theory import predict_spectrum
-        from theory.glm_law import DEFAULT_NODES, atoms, quadrature
+        from theory.glm_law import DEFAULT_NODES, atoms_compiled, quadrature
         from theory.spearman import spearman_trak
 
         self.s, self.theta, self.family, self.delta, self.lam = sm["s"], sm["theta"], family, delta, lam_s
@@ -93,7 +93,7 @@ class _Theory:
             g, wt = x * np.sqrt(k["e_g2"]), wx / wx.sum()
         else:
             a = k["m"] / self.gamma
-            _, _, g, _, wt = atoms(quadrature(family, self.gamma, self.sigma, self.nodes), family, k["c"], a, k["r"])
+            _, _, g, _, wt = atoms_compiled(quadrature(family, self.gamma, self.sigma, self.nodes), family, k["c"], a, k["r"])
         g, wt = jnp.asarray(g), jnp.asarray(wt)
         self._spear = jax.jit(jax.vmap(lambda r: spearman_trak(g, wt, r)))
         self.law = dict(g=np.asarray(g), wt=np.asarray(wt))
