@@ -117,6 +117,38 @@ def _empty_lanes(B, n, p, T, track, dtype) -> _Lanes:
                   z(B, p if track else 0), jnp.zeros(B, jnp.int32))
 
 
+class _Point(NamedTuple):
+    """What every step needs of the point i held by each lane."""
+
+    i: jax.Array             # (B,) the point
+    xi: jax.Array            # (B, p) x_i
+    ai: jax.Array            # (B, p) A x_i (row i of X A; A is symmetric)
+    XAZ: jax.Array           # (B, n) X A z: z = x_i in fresh lanes, the running vector elsewhere
+    X0AZ: jax.Array          # (B, T) X_0 A z
+    k: jax.Array             # (B, n) X A x_i
+    k0: jax.Array            # (B, T) X_0 A x_i
+    gi: jax.Array            # (B,) g_i
+    hi: jax.Array            # (B,) x_i^T A x_i
+    one_minus_wh: jax.Array  # (B,) 1 - w_i h_i
+    coef: jax.Array          # (B, 1) w_i / (1 - w_i h_i), the Sherman-Morrison coefficient of H_{-i}^{-1}
+
+
+def _lane_points(fresh, new_idx, idx, running, k, k0, X, XA, X0A, g, w) -> _Point:
+    """The point of every lane (`new_idx` where `fresh`, else `idx`) and one product with X A and
+    X_0 A for all lanes at once: fresh lanes multiply x_i (giving k_i), running lanes `running`."""
+    fresh_ = fresh[:, None]
+    i = jnp.where(fresh, new_idx, idx)
+    xi, ai = X[i], XA[i]
+    Z = jnp.where(fresh_, xi, running)
+    XAZ, X0AZ = Z @ XA.T, Z @ X0A.T
+    k = jnp.where(fresh_, XAZ, k)
+    k0 = jnp.where(fresh_, X0AZ, k0)
+    gi, wi = g[i], w[i]
+    hi = k[jnp.arange(fresh.shape[0]), i]
+    one_minus_wh = 1.0 - wi * hi
+    return _Point(i, xi, ai, XAZ, X0AZ, k, k0, gi, hi, one_minus_wh, (wi / one_minus_wh)[:, None])
+
+
 @partial(jax.jit, static_argnames=("family", "track"))
 def _chord_step(lanes: _Lanes, fresh, new_idx, X, y, eta, g, w, A, XA, X0A, r0, lam, row, lam_beta, *,
                 family: str, track: bool):
@@ -125,19 +157,9 @@ def _chord_step(lanes: _Lanes, fresh, new_idx, X, y, eta, g, w, A, XA, X0A, r0, 
     row = (||x_j||), lam_beta = lam ||beta_hat||."""
     fam = get_family(family)
     n = X.shape[0]
-    lane = jnp.arange(fresh.shape[0])
     fresh_ = fresh[:, None]
-    i = jnp.where(fresh, new_idx, lanes.idx)
-    xi, ai = X[i], XA[i]                    # a_i = A x_i is row i of X A (A is symmetric)
-    # fresh lanes multiply by x_i (giving k_i), running lanes by G: one product for all lanes
-    Z = jnp.where(fresh_, xi, lanes.G)
-    XAZ, X0AZ = Z @ XA.T, Z @ X0A.T
-    k = jnp.where(fresh_, XAZ, lanes.k)
-    k0 = jnp.where(fresh_, X0AZ, lanes.k0)
-    gi, wi = g[i], w[i]
-    hi = k[lane, i]
-    one_minus_wh = 1.0 - wi * hi
-    coef = (wi / one_minus_wh)[:, None]
+    i, xi, ai, XAZ, X0AZ, k, k0, gi, hi, one_minus_wh, coef = _lane_points(
+        fresh, new_idx, lanes.idx, lanes.G, lanes.k, lanes.k0, X, XA, X0A, g, w)   # running lanes: G
     u, u0 = XA @ r0, X0A @ r0               # X A r0, X_0 A r0
     ui = u[i][:, None]
     # Newton step Delta_1 = -H_{-i}^{-1} c0:  X Delta_1 = -(u + coef u_i k_i - g_i k_i / (1 - w_i h_i))
@@ -192,18 +214,9 @@ def _jacobi_step(lanes: _JLanes, fresh, new_idx, X, y, eta, g, w, XA, X0A, r0, l
     materially, and this saves passes over (B, n) arrays), lam_beta = lam ||beta_hat||."""
     fam = get_family(family)
     n = X.shape[0]
-    lane = jnp.arange(fresh.shape[0])
     fresh_ = fresh[:, None]
-    i = jnp.where(fresh, new_idx, lanes.idx)
-    xi, ai = X[i], XA[i]
-    Z = jnp.where(fresh_, xi, lanes.v)          # fresh lanes get k_i = X A x_i, the others X A v
-    XAZ, X0AZ = Z @ XA.T, Z @ X0A.T
-    k = jnp.where(fresh_, XAZ, lanes.k)
-    k0 = jnp.where(fresh_, X0AZ, lanes.k0)
-    gi, wi = g[i], w[i]
-    hi = k[lane, i]
-    one_minus_wh = 1.0 - wi * hi
-    coef = (wi / one_minus_wh)[:, None]
+    i, xi, ai, XAZ, X0AZ, k, k0, gi, hi, one_minus_wh, coef = _lane_points(
+        fresh, new_idx, lanes.idx, lanes.v, lanes.k, lanes.k0, X, XA, X0A, g, w)   # running lanes: v
     u, u0 = XA @ r0, X0A @ r0
     first = coef * u[i][:, None] - (gi / one_minus_wh)[:, None]
     av = jnp.where(fresh_, 0.0, jnp.sum(ai * lanes.v, axis=1)[:, None])           # a_i^T v
