@@ -53,7 +53,7 @@ bench-gpu:
 	bash benchmarks/gpu.sh
 
 figures: $(STAMP)
-	$(BIN)/trak-sim figures --preset quick
+	$(BIN)/trak-sim figures --preset quick --jobs $(JOBS)
 
 figures-paper: $(STAMP)
 	$(BIN)/trak-sim figures --preset paper

@@ -10,6 +10,7 @@ from ._common import (add_caption, log_ticks, LABELS, METRIC_LABELS, caption, mo
                      predict_curve, run_figure_sweep, save, select, sim_series, theory_grid)
 
 NAME = "fig_corr_vs_delta"
+COST = 45   # seconds, quick preset from scratch on 2 cores (orders parallel drawing)
 
 
 def make(preset: str = "quick", progress: bool = True) -> list[str]:

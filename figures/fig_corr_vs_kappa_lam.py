@@ -9,6 +9,7 @@ from ._common import (add_caption, METRIC_LABELS, caption, model_of, plot_sim, p
                      run_figure_sweep, save, select, sim_series, theory_grid)
 
 NAME = "fig_corr_vs_kappa_lam"
+COST = 13   # seconds, quick preset from scratch on 2 cores (orders parallel drawing)
 
 
 def make(preset: str = "quick", progress: bool = True) -> list[str]:

@@ -9,6 +9,7 @@ import numpy as np
 from ._common import add_caption, caption, model_of, run_figure_sweep, save, select, sim_series, theory_grid, theory
 
 NAME = "fig_covariance"
+COST = 28   # seconds, quick preset from scratch on 2 cores (orders parallel drawing)
 
 
 def make(preset: str = "quick", progress: bool = True) -> list[str]:

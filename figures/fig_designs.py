@@ -9,6 +9,7 @@ from ._common import (add_caption, METRIC_LABELS, caption, model_of, plot_sim, p
                      run_figure_sweep, save, select, sim_series, theory_grid)
 
 NAME = "fig_designs"
+COST = 6   # seconds, quick preset from scratch on 2 cores (orders parallel drawing)
 MARKERS = {"gaussian": "o", "rademacher": "s", "student_t": "^"}
 OFFSET = {"gaussian": -0.012, "rademacher": 0.0, "student_t": 0.012}
 

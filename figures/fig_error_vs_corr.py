@@ -9,6 +9,7 @@ from ._common import (add_caption, log_ticks, METRIC_LABELS, caption, model_of, 
                      run_figure_sweep, save, sim_series, theory_grid)
 
 NAME = "fig_error_vs_corr"
+COST = 2   # seconds, quick preset from scratch on 2 cores (orders parallel drawing)
 
 
 def make(preset: str = "quick", progress: bool = True) -> list[str]:

@@ -9,6 +9,7 @@ from ._common import (add_caption, caption, model_of, plot_sim, plot_theory, pre
                      save, select, sim_series, theory_grid)
 
 NAME = "fig_families"
+COST = 12   # seconds, quick preset from scratch on 2 cores (orders parallel drawing)
 
 
 def make(preset: str = "quick", progress: bool = True) -> list[str]:

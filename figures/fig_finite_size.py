@@ -9,6 +9,7 @@ import numpy as np
 from ._common import add_caption, COLORS, LABELS, log_ticks, model_of, run_figure_sweep, save, theory
 
 NAME = "fig_finite_size"
+COST = 12   # seconds, quick preset from scratch on 2 cores (orders parallel drawing)
 SERIES = [("trak", "pearson", "o"), ("trak", "spearman", "s"), ("if", "spearman", "^"),
           ("if", "rel_error", "v"), ("ns", "rel_error", "D")]
 

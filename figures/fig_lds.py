@@ -10,6 +10,7 @@ from ._common import (add_caption, LABELS, METRIC_LABELS, caption, model_of, plo
                      run_figure_sweep, save, sim_series, theory_grid, theory)
 
 NAME = "fig_lds"
+COST = 6   # seconds, quick preset from scratch on 2 cores (orders parallel drawing)
 
 
 def lds_curve(kappas, config) -> dict:

@@ -16,6 +16,7 @@ import numpy as np
 from ._common import COLORS, SPECS, add_caption, results_dir, save
 
 NAME = "fig_network"
+COST = 25   # seconds, quick preset from scratch on 2 cores (orders parallel drawing)
 
 
 def _run_cached(store, **kwargs):

@@ -10,6 +10,7 @@ from ._common import (add_caption, log_ticks, METRIC_LABELS, caption, model_of, 
                      run_figure_sweep, save, select, sim_series, theory)
 
 NAME = "fig_nproj"
+COST = 8   # seconds, quick preset from scratch on 2 cores (orders parallel drawing)
 
 
 def make(preset: str = "quick", progress: bool = True) -> list[str]:

@@ -16,6 +16,7 @@ import numpy as np
 from ._common import add_caption, COLORS, SPECS, results_dir, save, theory
 
 NAME = "fig_real"
+COST = 70   # seconds, quick preset from scratch on 2 cores (orders parallel drawing)
 
 
 def _run_cached(store, **kwargs):

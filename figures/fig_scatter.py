@@ -11,6 +11,7 @@ import numpy as np
 from ._common import COLORS, LABELS, SPECS, add_caption, model_of, results_dir, save, theory
 
 NAME = "fig_scatter"
+COST = 5   # seconds, quick preset from scratch on 2 cores (orders parallel drawing)
 
 
 def make(preset: str = "quick", progress: bool = True) -> list[str]:

@@ -9,6 +9,7 @@ from ._common import (add_caption, LABELS, METRIC_LABELS, caption, log_ticks, mo
                      predict_curve, run_figure_sweep, save, select, sim_series, theory_grid)
 
 NAME = "fig_variants"
+COST = 31   # seconds, quick preset from scratch on 2 cores (orders parallel drawing)
 ORDER = ("ns", "if", "trak_wlev", "trak_w", "trak_lev", "trak")
 
 

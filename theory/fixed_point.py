@@ -26,6 +26,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .aot import cached_jit
 from .errors import EstimatorDoesNotExistError, NotConvergedError
 from .families import get_family
 from .glm_law import DEFAULT_NODES, atoms, quadrature
@@ -68,7 +69,7 @@ def _residual(x, grid, family, delta, lam):
     ])
 
 
-@partial(jax.jit, static_argnames=("family",))
+@cached_jit(static_argnames=("family",))
 def _newton(x0, grid, delta, lam, *, family):
     """(x, max|F|, status) of `solvers.damped_newton_root` on (F1)-(F3)."""
     F = partial(_residual, grid=grid, family=family, delta=delta, lam=lam)

@@ -45,6 +45,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .aot import cached_jit
 from .errors import NotConvergedError
 from .families import get_family
 from .fixed_point import FixedPoint, solve_fixed_point
@@ -78,7 +79,7 @@ def _residual(x, s, theta, family, grid, delta, lam, gamma):
                       jnp.log(a * a + r * r) - jnp.log(q_rhs)])
 
 
-@partial(jax.jit, static_argnames=("family",))
+@cached_jit(static_argnames=("family",))
 def _newton(x0, grid, s, theta, delta, lam, gamma, *, family):
     """(x, max|F|, status) of `solvers.damped_newton_root` on (G1)-(G3)."""
     F = partial(_residual, s=s, theta=theta, family=family, grid=grid, delta=delta, lam=lam, gamma=gamma)

@@ -19,6 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .aot import cached_jit
 from .families import get_family
 
 DEFAULT_NODES = 40
@@ -98,7 +99,7 @@ def atoms(grid: LawGrid, family: str, c, a, r):
     return nu, y, fam.grad(y, eta), fam.hess(y, eta), weight
 
 
-@partial(jax.jit, static_argnums=(1,))
+@cached_jit(static_argnames=("family",))
 def atoms_compiled(grid: LawGrid, family: str, c, a, r):
     """`atoms` as one compiled program, for callers outside jit (op by op, the prox's while loop
     costs ~0.25 s a call)."""

@@ -20,6 +20,9 @@ JAX holds a file lock (`filelock`) around every read and write of the cache. Wit
 the cache stays off rather than risk that. Programs are cached however short their compilation
 (`jax_persistent_cache_min_compile_time_secs` = 0): ours are many and small.
 
+With the cache on, the theory's fixed-shape programs also keep their whole executables in
+`<folder>/aot` (`theory.aot`), which skips tracing and lowering in a fresh process as well.
+
 Entry points call `enable_compilation_cache()`: the command line, `run_sweep` (and its Ray
 workers) and `figures.make`. The Python API leaves JAX as it is unless asked:
 `theory.jaxcache.enable_compilation_cache()`.
@@ -75,4 +78,6 @@ def enable_compilation_cache(path: str | os.PathLike | None = None) -> Path | No
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     jax.config.update("jax_compilation_cache_max_size", MAX_SIZE)
     jax.config.update("jax_compilation_cache_dir", str(folder))
+    from .aot import set_folder
+    set_folder(folder / "aot")             # whole executables of the theory's programs (theory.aot)
     return folder

@@ -57,6 +57,7 @@ import jax.numpy as jnp
 import numpy as np
 from scipy.optimize import brentq
 
+from .aot import cached_jit
 from .errors import EstimatorDoesNotExistError, NotConvergedError
 from .families import get_family
 from .fixed_point import solve_fixed_point
@@ -75,7 +76,7 @@ def _pairs(family, gamma, sigma, nodes):
     return nu, y, wt / wt.sum()
 
 
-@partial(jax.jit, static_argnames=("family",))
+@cached_jit(static_argnames=("family",))
 def _subset_average(y, z_mean, sd_eps, c_alpha, eps, eps_wt, *, family):
     """(gbar, hbar) = E_eps[g, w/(1 + c w)] of a subset fit whose cavity field is z_mean + sd_eps eps."""
     fam = get_family(family)
@@ -86,7 +87,7 @@ def _subset_average(y, z_mean, sd_eps, c_alpha, eps, eps_wt, *, family):
     return jnp.sum(eps_wt * g, -1), jnp.sum(eps_wt * w / (1.0 + c_alpha * w), -1)
 
 
-@partial(jax.jit, static_argnames=("family",))
+@cached_jit(static_argnames=("family",))
 def _full_fit(y, z, c, *, family):
     fam = get_family(family)
     eta = fam.prox(y, z, c)

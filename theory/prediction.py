@@ -24,6 +24,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from .aot import cached_jit
 from .covariance import alignment as alignment_weights
 from .covariance import spectrum
 from .errors import InvalidParameterError, NotConvergedError
@@ -114,10 +115,10 @@ def _assemble(x, grid, delta, lam, kappa, lam_trak, n_proj, *, family, nodes, id
 
 
 _STATIC = ("family", "nodes", "identity", "variants", "broad")
-_assemble_one = jax.jit(_assemble, static_argnames=_STATIC)
+_assemble_one = cached_jit(_assemble, static_argnames=_STATIC)
 
 
-@partial(jax.jit, static_argnames=_STATIC + ("axes", "grid_axis"))
+@cached_jit(static_argnames=_STATIC + ("axes", "grid_axis"))
 def _assemble_many(x, grid, delta, lam, kappa, lam_trak, n_proj, *, family, nodes, identity, axes,
                    variants=False, broad=False, grid_axis=None):
     """vmap of `_assemble`; arguments with axis None are shared, so what depends only on them

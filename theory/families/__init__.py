@@ -22,6 +22,7 @@ one module here defining `FAMILY`; it is registered by discovery.
 from __future__ import annotations
 
 import importlib
+import inspect
 import pkgutil
 from dataclasses import dataclass
 from functools import lru_cache
@@ -31,6 +32,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ..aot import cached_jit
 from ..errors import InvalidParameterError
 
 _PROX_MAX_ITERS = 100
@@ -188,7 +190,7 @@ def compiled_response_table(response_law: Callable, support: Callable[[float, in
     """response_table from a jax response_law, compiled as one program (op by op, each operation
     would be its own program to trace and compile, or load, in every fresh process);
     support(sigma, nodes) is the number of y values per signal node."""
-    law = jax.jit(response_law, static_argnums=2)
+    law = cached_jit(response_law, static_argnames=(list(inspect.signature(response_law).parameters)[2],))
 
     def table(s, sigma, nodes):
         return tuple(np.asarray(a) for a in law(s, sigma, support(sigma, nodes)))
