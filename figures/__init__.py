@@ -48,6 +48,11 @@ def make(name: str, preset: str = "quick", *, out: str | Path | None = None,
         _common.OUTPUT.update(previous)
 
 
+def costliest_first(names) -> list[str]:
+    """`names` ordered by the modules' COST, largest first (ties keep their order)."""
+    return sorted(names, key=lambda n: -float(getattr(load(n), "COST", DEFAULT_COST)))
+
+
 def _timed_make(name, preset, out, results, progress):
     t0 = time.perf_counter()
     paths = make(name, preset, out=out, results=results, progress=progress)
@@ -71,10 +76,9 @@ def make_many(names, preset: str = "quick", *, out=None, results=None, jobs: int
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
-    order = sorted(names, key=lambda n: -float(getattr(load(n), "COST", DEFAULT_COST)))
     pool = ProcessPoolExecutor(max_workers=min(jobs, len(names)), mp_context=multiprocessing.get_context("spawn"))
     try:
-        futures = {pool.submit(_timed_make, n, preset, out, results, False): n for n in order}
+        futures = {pool.submit(_timed_make, n, preset, out, results, False): n for n in costliest_first(names)}
         for done in as_completed(futures):
             yield (futures[done], *done.result())
     finally:

@@ -2,6 +2,8 @@
 
 import hashlib
 
+import pytest
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -69,3 +71,37 @@ def test_theory_cache_returns_exactly_the_fresh_prediction(tmp_path, monkeypatch
     a = _common.theory("predict_spectrum", s, None, **kw)
     b = _common.theory("predict_spectrum", s * 1.01, None, **kw)      # other array content: a new entry
     assert a == theory.predict_spectrum(s, None, **kw) and b != a
+
+
+def test_parallel_drawing_starts_with_the_costliest_figure():
+    import figures
+
+    order = figures.costliest_first(figures.names())
+    assert sorted(order) == figures.names()
+    costs = [float(getattr(figures.load(n), "COST", figures.DEFAULT_COST)) for n in order]
+    assert costs == sorted(costs, reverse=True)
+    assert order[0] == "fig_real"
+
+
+def test_figures_jobs_must_be_positive(capsys):
+    from sims.cli import main
+
+    assert main(["figures", "--jobs", "0"]) == 2
+    assert "--jobs must be a positive integer" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_figures_drawn_in_parallel_equal_sequential(tmp_path):
+    """Two workers write the same bytes as one process (their own results folders)."""
+    import subprocess
+    import sys
+
+    names = ["fig_error_vs_corr", "fig_scatter"]
+    for jobs in (1, 2):
+        subprocess.run([sys.executable, "-m", "sims.cli", "figures", "--only", *names, "--jobs", str(jobs),
+                        "--out", str(tmp_path / f"out{jobs}"), "--results", str(tmp_path / f"res{jobs}"),
+                        "--no-progress"], check=True, capture_output=True)
+    for name in names:
+        for ext in ("png", "pdf"):
+            a, b = (tmp_path / f"out{j}" / f"{name}.{ext}" for j in (1, 2))
+            assert a.read_bytes() == b.read_bytes()

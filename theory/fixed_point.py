@@ -76,6 +76,73 @@ def _newton(x0, grid, delta, lam, *, family):
     return damped_newton_root(F, x0, tol=TOL, max_steps=MAX_NEWTON)
 
 
+def _path_step(grid_shared, family, carry, point):
+    """One point of a curve: Newton from the previous solution linearly extrapolated."""
+    x_prev, x_prev2 = carry
+    delta, lam, slope, grid = point
+    x0 = x_prev + slope * (x_prev - x_prev2)
+    F = partial(_residual, grid=grid_shared if grid is None else grid, family=family, delta=delta, lam=lam)
+    x, res, _ = damped_newton_root(F, x0, tol=TOL, max_steps=MAX_NEWTON)
+    return (x, x_prev), (x, res)
+
+
+@cached_jit(static_argnames=("family",))
+def _newton_path(x_first, grid, grids, deltas, lams, slopes, *, family):
+    """Points 1.. of a curve in one program (`lax.scan`): point k starts from
+    x_{k-1} + slope_k (x_{k-1} - x_{k-2}) (slope_1 = 0). The grid is shared (`grid`) or one per
+    point (`grids`, stacked; then `grid` is None). Returns (x, max|F|) per point."""
+    step = partial(_path_step, grid, family)
+    _, (xs, res) = jax.lax.scan(step, (x_first, x_first), (deltas, lams, slopes, grids))
+    return xs, res
+
+
+def solve_fixed_point_path(family: str, deltas, lams, gammas, sigma: float, grids=None,
+                           nodes: int = DEFAULT_NODES) -> list[tuple[FixedPoint, np.ndarray]]:
+    """`solve_fixed_point` along a curve (arrays deltas, lams, gammas of one length), each point
+    warm-started from the previous ones linearly extrapolated in the curve's parameter. The first
+    point is solved on the host (with its retries); the rest run as one compiled scan, and from
+    the first point where Newton fails the host takes over (`solve_fixed_point`, with retries and
+    continuation). `grids` (stacked, one per point) replaces the shared quadrature grid of a
+    curve in gamma."""
+    deltas, lams, gammas = (np.asarray(v, dtype=float) for v in (deltas, lams, gammas))
+    values = _curve_parameter(deltas, lams, gammas)
+    for delta, lam, gamma in zip(deltas, lams, gammas):
+        _check_exists(family, delta, lam, gamma)
+    solved = [solve_fixed_point(family, deltas[0], lams[0], gammas[0], sigma, nodes=nodes)]
+    if len(values) > 1 and not get_family(family).quadratic:
+        slopes = np.zeros(len(values))
+        with np.errstate(all="ignore"):
+            for k in range(2, len(values)):
+                if values[k - 1] != values[k - 2]:
+                    slopes[k] = (values[k] - values[k - 1]) / (values[k - 1] - values[k - 2])
+        grid = None if grids is not None else quadrature(family, gammas[0], sigma, nodes)
+        sub = None if grids is None else jax.tree.map(lambda a: a[1:], grids)
+        xs, res = _newton_path(jnp.asarray(solved[0][1]), grid, sub, jnp.asarray(deltas[1:]),
+                               jnp.asarray(lams[1:]), jnp.asarray(slopes[1:]), family=family)
+        xs, res = np.asarray(xs), np.asarray(res)
+        for k in range(1, len(values)):
+            x = xs[k - 1]
+            if not (res[k - 1] <= TOL and np.all(np.isfinite(x))):
+                break
+            c, a, r = float(np.exp(x[0])), float(x[1]), float(np.exp(x[2]))
+            solved.append((FixedPoint(c, a * gammas[k], r, a * a + r * r), x))
+    for k in range(len(solved), len(values)):       # the host from the first failure on
+        x0 = solved[-1][1]
+        if k >= 2 and values[k - 1] != values[k - 2]:
+            slope = (values[k] - values[k - 1]) / (values[k - 1] - values[k - 2])
+            x0 = solved[-1][1] + slope * (solved[-1][1] - solved[-2][1])
+        solved.append(solve_fixed_point(family, deltas[k], lams[k], gammas[k], sigma, nodes=nodes, x0=x0))
+    return solved
+
+
+def _curve_parameter(deltas, lams, gammas) -> np.ndarray:
+    """The parameter that varies along a curve (the first of delta, lam, gamma that is not constant)."""
+    for v in (deltas, lams, gammas):
+        if np.any(v != v[0]):
+            return v
+    return deltas
+
+
 def _start(family, delta, lam, gamma):
     """Heuristic start: the gaussian fixed point at the curvature scale of the family."""
     wbar = get_family(family).curvature(gamma)
@@ -128,7 +195,8 @@ def solve_fixed_point(family: str, delta: float, lam: float, gamma: float, sigma
         return _solve_fixed_point(family, delta, lam, gamma, sigma, nodes, x0)
 
 
-def _solve_fixed_point(family, delta, lam, gamma, sigma, nodes, x0):
+def _check_exists(family, delta, lam, gamma):
+    """Raise EstimatorDoesNotExistError where the unregularized estimator does not exist."""
     if lam == 0.0:
         if delta <= 1.0:
             raise EstimatorDoesNotExistError(
@@ -140,6 +208,10 @@ def _solve_fixed_point(family, delta, lam, gamma, sigma, nodes, x0):
                 raise EstimatorDoesNotExistError(
                     f"with lam = 0 the {family} MLE does not exist: the data are separable for "
                     f"delta <= {d_sep:.4f} at gamma = {gamma:g} (Candès–Sur), got delta = {delta:g}.")
+
+
+def _solve_fixed_point(family, delta, lam, gamma, sigma, nodes, x0):
+    _check_exists(family, delta, lam, gamma)
     if get_family(family).quadratic:
         fp = gaussian_fixed_point(delta, lam, gamma, sigma)
         fp = FixedPoint(*(float(v) for v in fp))

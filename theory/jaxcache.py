@@ -21,7 +21,7 @@ the cache stays off rather than risk that. Programs are cached however short the
 (`jax_persistent_cache_min_compile_time_secs` = 0): ours are many and small.
 
 With the cache on, the theory's fixed-shape programs also keep their whole executables in
-`<folder>/aot` (`theory.aot`), which skips tracing and lowering in a fresh process as well.
+`<folder>/aot` (`<JAX's folder>/trak-sim-aot` when JAX's own is configured; `theory.aot`), which skips tracing and lowering in a fresh process as well.
 
 Entry points call `enable_compilation_cache()`: the command line, `run_sweep` (and its Ray
 workers) and `figures.make`. The Python API leaves JAX as it is unless asked:
@@ -61,8 +61,11 @@ def enable_compilation_cache(path: str | os.PathLike | None = None) -> Path | No
     earlier call) is kept and returned. Never raises for a cache problem (it only costs time)."""
     import jax
 
+    from .aot import set_folder
+
     configured = jax.config.jax_compilation_cache_dir
     if configured:
+        set_folder(Path(configured) / "trak-sim-aot")
         return Path(configured)
     folder = Path(path).expanduser() if path is not None else cache_dir()
     if folder is None:
@@ -78,6 +81,5 @@ def enable_compilation_cache(path: str | os.PathLike | None = None) -> Path | No
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     jax.config.update("jax_compilation_cache_max_size", MAX_SIZE)
     jax.config.update("jax_compilation_cache_dir", str(folder))
-    from .aot import set_folder
     set_folder(folder / "aot")             # whole executables of the theory's programs (theory.aot)
     return folder

@@ -29,7 +29,7 @@ from .covariance import alignment as alignment_weights
 from .covariance import spectrum
 from .errors import InvalidParameterError, NotConvergedError
 from .families import get_family
-from .fixed_point import solve_fixed_point
+from .fixed_point import solve_fixed_point, solve_fixed_point_path
 from .general import kernel_traces_general, solve_fixed_point_general, weighted_kernel_traces_general
 from .numerics import enable_float64
 from .glm_law import DEFAULT_NODES, _hermite, atoms, atoms_compiled, gaussian_atoms, quadrature
@@ -294,18 +294,11 @@ def predict_curve(vary: str, values, *, nodes: int = DEFAULT_NODES, variants: bo
         results = [predict(**m.asdict(), p=p, nodes=nodes, variants=variants) for m in models]
         return _stack(values, [r["estimators"] for r in results], [r["constants"] for r in results])
     if vary in _FIXED_POINT_PARAMS:     # warm starts, linearly extrapolated along the curve
-        xs, extra = [], []
-        for k, m in enumerate(models):
-            x0 = None
-            if k >= 2 and values[k - 1] != values[k - 2]:
-                slope = (values[k] - values[k - 1]) / (values[k - 1] - values[k - 2])
-                x0 = xs[-1] + slope * (xs[-1] - xs[-2])
-            elif k == 1:
-                x0 = xs[-1]
-            fp, x = solve_fixed_point(m.family, m.delta, m.lam, m.gamma, m.sigma, nodes=nodes, x0=x0)
-            xs.append(x)
-            extra.append(dict(m=fp.m, q=fp.q))
-        x_arg = jnp.asarray(np.stack(xs))
+        solved = solve_fixed_point_path(m0.family, [m.delta for m in models], [m.lam for m in models],
+                                        [m.gamma for m in models], m0.sigma, grids=grid if grid_axis == 0 else None,
+                                        nodes=nodes)
+        extra = [dict(m=fp.m, q=fp.q) for fp, _ in solved]
+        x_arg = jnp.asarray(np.stack([x for _, x in solved]))
     else:
         fp, x = solve_fixed_point(m0.family, m0.delta, m0.lam, m0.gamma, m0.sigma, nodes=nodes)
         x_arg, extra = jnp.asarray(x), [dict(m=fp.m, q=fp.q)] * len(models)

@@ -42,40 +42,50 @@ def damped_newton_root(F, x0, *, tol: float, max_steps: int, max_step: float = 2
     """Solve F(x) = 0 (x of a few unknowns) by Newton with the Jacobian by forward-mode autodiff.
 
     Each step is capped at max|dx| <= max_step and backtracks (halving, down to 1/1024) until
-    max|F| decreases by the Armijo factor 1 - 1e-4 t. Returns (x, max|F(x)|, status): CONVERGED
-    when max|F| <= tol, NON_FINITE when the residual overflowed, LINE_SEARCH when no step
-    decreased it, MAX_STEPS otherwise.
+    max|F| decreases by the Armijo factor 1 - 1e-4 t. Every trial point is evaluated with its
+    Jacobian in one forward pass (`jax.jacfwd(..., has_aux=True)`), so an accepted step (nearly
+    all are full steps) already carries the Jacobian of the next: one evaluation per step.
+    Returns (x, max|F(x)|, status): CONVERGED when max|F| <= tol, NON_FINITE when the residual
+    overflowed, LINE_SEARCH when no step decreased it, MAX_STEPS otherwise.
     """
+    def with_value(x):
+        R = F(x)
+        return R, R
+
+    def evaluate(x):
+        J, R = jax.jacfwd(with_value, has_aux=True)(x)     # one forward pass: F(x) and its Jacobian
+        return R, J
+
     def cond(state):
-        x, R, it, status = state
+        x, R, J, it, status = state
         res = jnp.max(jnp.abs(R))
         return (res > tol) & (status == Status.CONVERGED) & (it < max_steps) & jnp.isfinite(res)
 
     def body(state):
-        x, R, it, status = state
+        x, R, J, it, status = state
         res = jnp.max(jnp.abs(R))
-        dx = jnp.linalg.solve(jax.jacfwd(F)(x), -R)
+        dx = jnp.linalg.solve(J, -R)
         dx = jnp.where(jnp.all(jnp.isfinite(dx)), dx, jnp.zeros_like(dx))
         dx = dx * jnp.minimum(1.0, max_step / jnp.max(jnp.abs(dx)))
 
         def trial(t):
-            R_new = F(x + t * dx)
-            return R_new, jnp.nan_to_num(jnp.max(jnp.abs(R_new)), nan=jnp.inf)
+            R_new, J_new = evaluate(x + t * dx)
+            return R_new, J_new, jnp.nan_to_num(jnp.max(jnp.abs(R_new)), nan=jnp.inf)
 
         def ls_cond(ls):
-            t, _, val = ls
+            t, _, _, val = ls
             return (~(val <= (1.0 - 1e-4 * t) * res)) & (t > 1.0 / 1024)
 
         def ls_body(ls):
             t = 0.5 * ls[0]
             return (t, *trial(t))
 
-        t, R_new, val = jax.lax.while_loop(ls_cond, ls_body, (1.0, *trial(1.0)))
+        t, R_new, J_new, val = jax.lax.while_loop(ls_cond, ls_body, (1.0, *trial(1.0)))
         ok = val < res
-        return (jnp.where(ok, x + t * dx, x), jnp.where(ok, R_new, R), it + 1,
+        return (jnp.where(ok, x + t * dx, x), jnp.where(ok, R_new, R), jnp.where(ok, J_new, J), it + 1,
                 jnp.where(ok, status, jnp.int32(Status.LINE_SEARCH)))
 
-    x, R, it, status = jax.lax.while_loop(cond, body, (x0, F(x0), 0, jnp.int32(Status.CONVERGED)))
+    x, R, _, it, status = jax.lax.while_loop(cond, body, (x0, *evaluate(x0), 0, jnp.int32(Status.CONVERGED)))
     res = jnp.max(jnp.abs(R))
     status = jnp.where(res <= tol, jnp.int32(Status.CONVERGED),
              jnp.where(~jnp.isfinite(res), jnp.int32(Status.NON_FINITE),

@@ -20,6 +20,8 @@ from typing import Callable
 import jax
 import jax.numpy as jnp
 
+from .data import flat_draw, take
+
 
 @jax.jit
 def if_ns_influence(X, X0, g, w, A, XA):
@@ -66,17 +68,46 @@ def _kernel_scores(Phi, Phi0, lam_trak):
     return Z.T @ Phi.T
 
 
-@partial(jax.jit, static_argnames=("k", "n_proj", "projection"))
 def trak_influence(key, X, X0, g, lam_trak, *, k: int, n_proj: int, projection: str):
-    """TRAK scores (T, n); projection "identity" uses P = I (then k and n_proj are ignored)."""
+    """TRAK scores (T, n), -(1/M) sum_m Phi_0,m (Phi_m^T Phi_m + lamT I)^{-1} Phi_m^T g with
+    Phi_m = X P_m, P_m = `projection_matrix(fold_in(key, m), p, k, projection)`; projection
+    "identity" uses P = I (then k and n_proj are ignored). One compiled step per projection: the
+    draws are `data.flat_draw`s, so no program is compiled per (p, k) for the random numbers."""
     if projection == "identity":
-        return -_kernel_scores(X, X0, lam_trak) * g
+        return _identity_trak(X, X0, g, lam_trak)
+    acc = jnp.zeros((X0.shape[0], X.shape[0]), X.dtype)
+    for m in range(n_proj):
+        acc = _add_projected_scores(acc, _projection_draw(key, m, X.shape[1], k, projection), X, X0, lam_trak, k=k)
+    return _average_scores(acc, g, n_proj)
 
-    def add_one(m, acc):
-        P = projection_matrix(jax.random.fold_in(key, m), X.shape[1], k, projection)
-        return acc + _kernel_scores(X @ P, X0 @ P, lam_trak)
 
-    acc = jax.lax.fori_loop(0, n_proj, add_one, jnp.zeros((X0.shape[0], X.shape[0]), X.dtype))
+@jax.jit
+def _identity_trak(X, X0, g, lam_trak):
+    return -_kernel_scores(X, X0, lam_trak) * g
+
+
+def _projection_draw(key, m, p, k, projection):
+    """The draws of P_m as a `flat_draw` (entries [:p k] are P_m sqrt(k), row-major)."""
+    return flat_draw(_fold_in(key, m), p * k, projection)
+
+
+@jax.jit
+def _fold_in(key, m):
+    return jax.random.fold_in(key, m)
+
+
+def _projection_from_draw(flat, p, k):
+    return take(flat, (p, k)) / jnp.sqrt(k)
+
+
+@partial(jax.jit, static_argnames=("k",))
+def _add_projected_scores(acc, flat, X, X0, lam_trak, *, k):
+    P = _projection_from_draw(flat, X.shape[1], k)
+    return acc + _kernel_scores(X @ P, X0 @ P, lam_trak)
+
+
+@jax.jit
+def _average_scores(acc, g, n_proj):
     return -(acc / n_proj) * g
 
 
@@ -90,7 +121,6 @@ def _kernel_and_leverage(Phi, Phi0, lam_trak, weights=None):
     return Z[:, :T].T @ Phi.T, jnp.sum(Z[:, T:].T * Phi, axis=1)
 
 
-@partial(jax.jit, static_argnames=("k", "n_proj", "projection"))
 def trak_variants(key, X, X0, g, w, lam_trak, *, k: int, n_proj: int, projection: str):
     """TRAK and its corrected variants (docs/theory.md §5), each (T, n), averaged over M projections:
 
@@ -99,27 +129,40 @@ def trak_variants(key, X, X0, g, w, lam_trak, *, k: int, n_proj: int, projection
         trak_w     -phi_0^T (Phi^T W Phi + lamT)^{-1} phi_i g_i                     (Hessian-weighted Gram)
         trak_wlev  trak_w_i / (1 - w_i h^w_i), h^w_i = phi_i^T (Phi^T W Phi + lamT)^{-1} phi_i
 
-    With P = I and lamT = lam, trak_w is IF and trak_wlev is NS (ALO) exactly.
+    With P = I and lamT = lam, trak_w is IF and trak_wlev is NS (ALO) exactly. The projections
+    are those of `trak_influence` (same key: same P_m).
     """
-    names = ("trak", "trak_lev", "trak_w", "trak_wlev")
-
-    def scores(Phi, Phi0):
-        S, h = _kernel_and_leverage(Phi, Phi0, lam_trak)
-        Sw, hw = _kernel_and_leverage(Phi, Phi0, lam_trak, w)
-        return {"trak": -S * g, "trak_lev": -S * g / (1.0 - h), "trak_w": -Sw * g,
-                "trak_wlev": -Sw * g / (1.0 - w * hw)}
-
     if projection == "identity":
-        return scores(X, X0)
-
-    def add_one(m, acc):
-        P = projection_matrix(jax.random.fold_in(key, m), X.shape[1], k, projection)
-        new = scores(X @ P, X0 @ P)
-        return {name: acc[name] + new[name] for name in names}
-
+        return _variant_scores(X, X0, g, w, lam_trak)
     zero = jnp.zeros((X0.shape[0], X.shape[0]), X.dtype)
-    acc = jax.lax.fori_loop(0, n_proj, add_one, {name: zero for name in names})
-    return {name: acc[name] / n_proj for name in names}
+    acc = {name: zero for name in VARIANT_NAMES}
+    for m in range(n_proj):
+        acc = _add_projected_variants(acc, _projection_draw(key, m, X.shape[1], k, projection), X, X0, g, w,
+                                      lam_trak, k=k)
+    return _average_variants(acc, n_proj)
+
+
+VARIANT_NAMES = ("trak", "trak_lev", "trak_w", "trak_wlev")
+
+
+@jax.jit
+def _variant_scores(Phi, Phi0, g, w, lam_trak):
+    S, h = _kernel_and_leverage(Phi, Phi0, lam_trak)
+    Sw, hw = _kernel_and_leverage(Phi, Phi0, lam_trak, w)
+    return {"trak": -S * g, "trak_lev": -S * g / (1.0 - h), "trak_w": -Sw * g,
+            "trak_wlev": -Sw * g / (1.0 - w * hw)}
+
+
+@partial(jax.jit, static_argnames=("k",))
+def _add_projected_variants(acc, flat, X, X0, g, w, lam_trak, *, k):
+    P = _projection_from_draw(flat, X.shape[1], k)
+    new = _variant_scores(X @ P, X0 @ P, g, w, lam_trak)
+    return {name: acc[name] + new[name] for name in VARIANT_NAMES}
+
+
+@jax.jit
+def _average_variants(acc, n_proj):
+    return {name: acc[name] / n_proj for name in VARIANT_NAMES}
 
 
 # ------------------------------------------------------------------------------------ registry

@@ -30,7 +30,11 @@ def _prox(y, z, c):
 
     Newton safeguarded by bisection (rtsafe): bisect whenever the Newton point leaves the bracket
     or the step fails to halve the previous one, so the bracket shrinks at least geometrically;
-    a Newton step below the tolerance (`prox_tol`) is always taken (it ends the iteration).
+    a Newton step below the tolerance (`prox_tol`) is always taken (it ends the iteration). A
+    Newton point beyond a bracket end by less than that tolerance is put on the end (not
+    bisected), and the first step may cross the whole half-bracket: where c sigmoid(u) is below
+    an ulp of z (far tails of the quadrature) the root rounds to the bracket end, which Newton
+    reaches in one step up to rounding; bisecting there took ~46 iterations instead of ~6.
     """
     y, z, c = jnp.broadcast_arrays(*(jnp.asarray(a, dtype=jnp.result_type(float)) for a in (y, z, c)))
     lo, hi = z - c * (1.0 - y), z + c * y
@@ -42,13 +46,16 @@ def _prox(y, z, c):
         lo = jnp.where(f < 0, u, lo)
         hi = jnp.where(f > 0, u, hi)
         newton = u - f / (1.0 + c * p * (1.0 - p))
-        bisect = (newton <= lo) | (newton >= hi) | (2.0 * jnp.abs(newton - u) > jnp.abs(dx_old))
-        bisect = bisect & (jnp.abs(newton - u) > prox_tol(u, scale))   # a converged step is taken
+        tol = prox_tol(u, scale)
+        outside = (newton < lo - tol) | (newton > hi + tol)      # beyond rounding noise
+        newton = jnp.clip(newton, lo, hi)
+        bisect = outside | (2.0 * jnp.abs(newton - u) > jnp.abs(dx_old))
+        bisect = bisect & (jnp.abs(newton - u) > tol)   # a converged step is taken
         u_new = jnp.where(f == 0, u, jnp.where(bisect, 0.5 * (lo + hi), newton))
         return u_new, lo, hi, jnp.abs(u_new - u), it + 1
 
     scale = 1.0 + jnp.abs(z)
-    u, *_ = prox_loop(body, (0.5 * (lo + hi), lo, hi, hi - lo, 0), scale)
+    u, *_ = prox_loop(body, (0.5 * (lo + hi), lo, hi, 2.0 * (hi - lo), 0), scale)
     return u
 
 
