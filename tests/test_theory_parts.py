@@ -311,3 +311,26 @@ def test_lds_factors_match_a_direct_datamodel_regression():
     assert R2.mean() == pytest.approx(C["lds_R2"], abs=0.04)
     assert corr.mean() == pytest.approx(C["lds_rho_loo"] / np.sqrt(C["lds_R2"]), abs=0.015)
     assert var_F.mean() == pytest.approx(C["lds_var_F"], rel=0.12)
+
+
+def test_curve_assembly_in_memory_bounded_chunks_is_unchanged(monkeypatch):
+    """A curve whose vmapped assembly would exceed CURVE_MEMORY runs in equal chunks (the last one
+    padded): the same numbers as in one call up to rounding (the batch size changes XLA's
+    vectorization; Spearman carries the compressed rule's ~1e-7 sensitivity). A poisson curve with
+    variants needs ~570 MB a point."""
+    import numpy as np
+
+    import theory.prediction as P
+
+    assert P._curve_chunk(60, 28_672, True) * 28_672 * 21_000 <= P.CURVE_MEMORY
+    assert P._curve_chunk(200, 2_560, False) == 200
+    values = np.geomspace(0.05, 2.0, 7)
+    whole = P.predict_curve("lam", values, family="logistic", delta=2.0, kappa=0.5, variants=True)
+    monkeypatch.setattr(P, "CURVE_MEMORY", 3 * 2_560 * 21_000)        # chunks of 3: 3 + 3 + 1 (padded)
+    chunked = P.predict_curve("lam", values, family="logistic", delta=2.0, kappa=0.5, variants=True)
+    for e, row in whole["estimators"].items():
+        for k, v in row.items():
+            np.testing.assert_allclose(chunked["estimators"][e][k], v, rtol=1e-12 if k != "spearman" else 0,
+                                       atol=1e-12 if k != "spearman" else 1e-6)
+    for k, v in whole["constants"].items():
+        np.testing.assert_allclose(chunked["constants"][k], v, rtol=1e-12)
