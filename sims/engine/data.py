@@ -19,6 +19,7 @@ import jax.numpy as jnp
 from theory.families import get_family
 
 from .params import DESIGNS
+from .tiers import tiered_jit
 STUDENT_DF = 5.0
 
 
@@ -87,7 +88,7 @@ def _split4(key):
     return jax.random.split(key, 4)
 
 
-@partial(jax.jit, static_argnames=("family", "n", "p", "n_test"))
+@tiered_jit(static_argnames=("family", "n", "p", "n_test"))
 def _data_from_draws(zx, zx0, zb, k_y, gamma, sigma, spectrum, theta, *, family, n, p, n_test) -> Data:
     scale = 1.0 / jnp.sqrt(p) if spectrum is None else jnp.sqrt(jnp.asarray(spectrum) / p)
     X = scale * take(zx, (n, p))

@@ -14,16 +14,16 @@ loop, so P never occupies p x k x M memory.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import partial
 from typing import Callable
 
 import jax
 import jax.numpy as jnp
 
 from .data import flat_draw, take
+from .tiers import tiered_jit
 
 
-@jax.jit
+@tiered_jit
 def if_ns_influence(X, X0, g, w, A, XA):
     """(IF, NS, leverage h) from A = H^{-1} and XA = X A."""
     U = (X0 @ A) @ X.T
@@ -32,7 +32,7 @@ def if_ns_influence(X, X0, g, w, A, XA):
     return IF, IF / (1.0 - w * h), h
 
 
-@jax.jit
+@tiered_jit
 def if_ns_influence_kernel(X, X0, g, w, lam):
     """(IF, NS, leverage h) in the n x n kernel form, for n < p and lam > 0.
 
@@ -81,7 +81,7 @@ def trak_influence(key, X, X0, g, lam_trak, *, k: int, n_proj: int, projection: 
     return _average_scores(acc, g, n_proj)
 
 
-@jax.jit
+@tiered_jit
 def _identity_trak(X, X0, g, lam_trak):
     return -_kernel_scores(X, X0, lam_trak) * g
 
@@ -91,7 +91,7 @@ def _projection_draw(key, m, p, k, projection):
     return flat_draw(_fold_in(key, m), p * k, projection)
 
 
-@jax.jit
+@tiered_jit
 def _fold_in(key, m):
     return jax.random.fold_in(key, m)
 
@@ -100,13 +100,13 @@ def _projection_from_draw(flat, p, k):
     return take(flat, (p, k)) / jnp.sqrt(k)
 
 
-@partial(jax.jit, static_argnames=("k",))
+@tiered_jit(static_argnames=("k",))
 def _add_projected_scores(acc, flat, X, X0, lam_trak, *, k):
     P = _projection_from_draw(flat, X.shape[1], k)
     return acc + _kernel_scores(X @ P, X0 @ P, lam_trak)
 
 
-@jax.jit
+@tiered_jit
 def _average_scores(acc, g, n_proj):
     return -(acc / n_proj) * g
 
@@ -145,7 +145,7 @@ def trak_variants(key, X, X0, g, w, lam_trak, *, k: int, n_proj: int, projection
 VARIANT_NAMES = ("trak", "trak_lev", "trak_w", "trak_wlev")
 
 
-@jax.jit
+@tiered_jit
 def _variant_scores(Phi, Phi0, g, w, lam_trak):
     S, h = _kernel_and_leverage(Phi, Phi0, lam_trak)
     Sw, hw = _kernel_and_leverage(Phi, Phi0, lam_trak, w)
@@ -153,14 +153,14 @@ def _variant_scores(Phi, Phi0, g, w, lam_trak):
             "trak_wlev": -Sw * g / (1.0 - w * hw)}
 
 
-@partial(jax.jit, static_argnames=("k",))
+@tiered_jit(static_argnames=("k",))
 def _add_projected_variants(acc, flat, X, X0, g, w, lam_trak, *, k):
     P = _projection_from_draw(flat, X.shape[1], k)
     new = _variant_scores(X @ P, X0 @ P, g, w, lam_trak)
     return {name: acc[name] + new[name] for name in VARIANT_NAMES}
 
 
-@jax.jit
+@tiered_jit
 def _average_variants(acc, n_proj):
     return {name: acc[name] / n_proj for name in VARIANT_NAMES}
 

@@ -12,7 +12,6 @@ iteration cap. With lam = 0 the minimizer may not exist (separable logistic data
 
 from __future__ import annotations
 
-from functools import partial
 from typing import NamedTuple
 
 import jax
@@ -22,6 +21,8 @@ import numpy as np
 from theory.errors import EstimatorDoesNotExistError, NotConvergedError
 from theory.families import get_family
 from theory.solvers import STATUS_TEXT, Status
+
+from .tiers import tiered_jit
 
 # The shared solver status (theory.solvers.Status), as plain ints for use inside jit.
 OK, MAX_ITER, NONFINITE, SINGULAR, LINE_SEARCH = (int(s) for s in (
@@ -57,7 +58,7 @@ def _linear(X, beta, offset):
     return X @ beta if offset is None else X @ beta + offset
 
 
-@partial(jax.jit, static_argnames=("family", "max_iter"))
+@tiered_jit(static_argnames=("family", "max_iter"))
 def newton_fit(X, y, lam, *, family: str, tol=1e-10, max_iter: int = 100, beta0=None,
                weights=None, grad_scale=None, offset=None) -> Fit:
     """Minimize F by damped Newton from `beta0` (default 0); see the module docstring.
@@ -157,7 +158,7 @@ def no_minimizer_reason(X: np.ndarray, y: np.ndarray, family) -> str | None:
     return None
 
 
-@partial(jax.jit, static_argnames=())
+@tiered_jit(static_argnames=())
 def hessian_inverse(X, w, lam):
     """A = H^{-1}, H = X^T diag(w) X + lam I, by Cholesky (symmetrized); NaN if H is singular."""
     p = X.shape[1]

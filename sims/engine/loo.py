@@ -66,7 +66,6 @@ LOO_i(x_0) = x_0^T (beta_hat - beta_{-i}) = -x_0^T Delta for every test point.
 
 from __future__ import annotations
 
-from functools import partial
 from typing import NamedTuple
 
 import jax
@@ -77,6 +76,7 @@ from theory.errors import NotConvergedError
 from theory.families import get_family
 
 from .fit import OK, Fit, newton_fit
+from .tiers import tiered_jit
 
 DEFAULT_MEMORY_BUDGET = 512 * 2**20   # bytes for the per-batch work arrays
 ROUNDING_FACTOR = 16.0                # floor = ROUNDING_FACTOR * eps * (size of the gradient's terms)
@@ -149,7 +149,7 @@ def _lane_points(fresh, new_idx, idx, running, k, k0, X, XA, X0A, g, w) -> _Poin
     return _Point(i, xi, ai, XAZ, X0AZ, k, k0, gi, hi, one_minus_wh, (wi / one_minus_wh)[:, None])
 
 
-@partial(jax.jit, static_argnames=("family", "track"))
+@tiered_jit(static_argnames=("family", "track"))
 def _chord_step(lanes: _Lanes, fresh, new_idx, X, y, eta, g, w, A, XA, X0A, r0, lam, row, lam_beta, *,
                 family: str, track: bool):
     """One chord step in every lane; lanes with `fresh` start point `new_idx` with the Newton
@@ -203,7 +203,7 @@ def _empty_jlanes(B, n, p, T, dtype) -> _JLanes:
                    jnp.zeros(B, jnp.int32))
 
 
-@partial(jax.jit, static_argnames=("family", "last"))
+@tiered_jit(static_argnames=("family", "last"))
 def _jacobi_step(lanes: _JLanes, fresh, new_idx, X, y, eta, g, w, XA, X0A, r0, lev, tol_s, row, m0, lam_beta, *,
                  family: str, last: int):
     """One step in every lane of the iteration with a diagonal (Jacobi) correction (module
@@ -244,7 +244,7 @@ def _jacobi_step(lanes: _JLanes, fresh, new_idx, X, y, eta, g, w, XA, X0A, r0, l
     return _JLanes(i, nu, v, fT, k, k0, it), gnorm, floor, plain
 
 
-@jax.jit
+@tiered_jit
 def _inverse_error(X, w, lam, A, key):
     """Estimate of ||H A - I||_2 from three random probes (each ~ ||H A - I||_F / sqrt(p)), times sqrt(p)."""
     p = X.shape[1]
@@ -254,7 +254,7 @@ def _inverse_error(X, w, lam, A, key):
     return jnp.sqrt(p) * jnp.max(jnp.linalg.norm(R, axis=0))
 
 
-@partial(jax.jit, static_argnames=("family", "max_iter"))
+@tiered_jit(static_argnames=("family", "max_iter"))
 def _loo_newton(idx, X, y, X0, beta, target, lam, tol, offset=None, *, family: str, max_iter: int):
     """Refit without point i by damped Newton from beta_hat, for each i in idx (the fallback),
     to ||grad|| <= target_i. Returns (X_0 (beta_hat - beta_{-i}), steps, ||grad|| / target_i)."""

@@ -10,11 +10,11 @@ For one test point with estimator values e_i and LOO values l_i over training po
 
 from __future__ import annotations
 
-from functools import partial
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from .tiers import tiered_jit
 
 METRICS = ("pearson", "spearman", "rel_error", "scale", "top_overlap")
 
@@ -42,7 +42,7 @@ def top_overlap(est, loo, m: int):
     return jnp.sum(in_e & in_l, axis=-1) / m
 
 
-@partial(jax.jit, static_argnames=("top_m",))
+@tiered_jit(static_argnames=("top_m",))
 def row_metrics(est, loo, *, top_m: int):
     """Each metric of the module docstring for every row of (T, n) arrays `est` and `loo`."""
     return {
