@@ -70,7 +70,8 @@ def _kernel_scores(Phi, Phi0, lam_trak):
 
 def trak_influence(key, X, X0, g, lam_trak, *, k: int, n_proj: int, projection: str):
     """TRAK scores (T, n), -(1/M) sum_m Phi_0,m (Phi_m^T Phi_m + lamT I)^{-1} Phi_m^T g with
-    Phi_m = X P_m, P_m = `projection_matrix(fold_in(key, m), p, k, projection)`; projection
+    Phi_m = X P_m, P_m = `projection_matrix(fold_in(key, m), p, k, projection)` (up to the
+    rounding of its 1/sqrt(k) scaling, done after the draw here); projection
     "identity" uses P = I (then k and n_proj are ignored). One compiled step per projection: the
     draws are `data.flat_draw`s, so no program is compiled per (p, k) for the random numbers."""
     if projection == "identity":
