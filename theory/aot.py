@@ -8,7 +8,7 @@ keeps the compiled executable itself (`jax.experimental.serialize_executable`) i
     the function (module, name, defaults and what its closure holds), the values of its static arguments, the pytree structure,
     shapes, dtypes and weak types of the others, a digest of the source of the packages it can
     call (theory, and sims for functions defined there), the JAX and jaxlib versions, the
-    backend and its devices, x64 mode and XLA_FLAGS,
+    backend and its devices, the default device, x64 mode and XLA_FLAGS,
 
 so a later process with the same key loads the executable and calls it directly. The executable
 is the program `jax.jit` would build, so results are bit-identical; any problem with an entry
@@ -123,7 +123,7 @@ class _CachedJit:
         if any(isinstance(leaf, jax.core.Tracer) for leaf in leaves):
             return self._jit(*args, **kwargs)
         static = tuple(sorted((k, v) for k, v in kwargs.items() if k in self._static))
-        signature = (tree, tuple(_aval(leaf) for leaf in leaves), static)
+        signature = (tree, tuple(_aval(leaf) for leaf in leaves), static, str(jax.config.jax_default_device))
         compiled = self._loaded.get(signature)
         if compiled is None:
             compiled = self._loaded[signature] = self._load_or_compile(folder, signature, args, kwargs)
@@ -136,8 +136,8 @@ class _CachedJit:
         return self._jit(*args, **kwargs)
 
     def _key(self, signature) -> str:
-        tree, avals, static = signature
-        text = "\n".join((self._identity, repr(static), str(tree), repr(avals), _environment(),
+        tree, avals, static, device = signature
+        text = "\n".join((self._identity, repr(static), str(tree), repr(avals), _environment(), device,
                           *(_source_digest(p) for p in self._packages)))
         return hashlib.sha256(text.encode()).hexdigest()[:32]
 
