@@ -5,8 +5,8 @@ still traces each Python function and lowers it to StableHLO before it can look 
 about 1 s of a `trak-sim predict` call. `cached_jit(fn, static_argnames)` is `jax.jit` that also
 keeps the compiled executable itself (`jax.experimental.serialize_executable`) in a file keyed by
 
-    the function (module, name, defaults and what its closure holds), the values of its static arguments, the pytree structure,
-    shapes, dtypes and weak types of the others, a digest of the source of the packages it can
+    the function (module, name, defaults and what its closure holds), the values of its static
+    arguments, the pytree structure, shapes, dtypes and weak types of the others, a digest of the source of the packages it can
     call (theory, and sims for functions defined there), the JAX and jaxlib versions, the
     backend and its devices, the default device, x64 mode and XLA_FLAGS,
 
@@ -117,23 +117,22 @@ class _CachedJit:
             kwargs = dict(self._signature.bind(*args, **kwargs).arguments)
         except TypeError:
             return self._jit(*args, **kwargs)    # let jax.jit report the bad call
-        args = ()
         dynamic = {k: v for k, v in kwargs.items() if k not in self._static}
-        leaves, tree = jax.tree_util.tree_flatten((args, dynamic))
+        leaves, tree = jax.tree_util.tree_flatten(dynamic)
         if any(isinstance(leaf, jax.core.Tracer) for leaf in leaves):
-            return self._jit(*args, **kwargs)
+            return self._jit(**kwargs)
         static = tuple(sorted((k, v) for k, v in kwargs.items() if k in self._static))
         signature = (tree, tuple(_aval(leaf) for leaf in leaves), static, str(jax.config.jax_default_device))
         compiled = self._loaded.get(signature)
         if compiled is None:
-            compiled = self._loaded[signature] = self._load_or_compile(folder, signature, args, kwargs)
+            compiled = self._loaded[signature] = self._load_or_compile(folder, signature, kwargs)
         if compiled is not False:
             try:
-                return compiled(*args, **dynamic)
+                return compiled(**dynamic)
             except (TypeError, ValueError, jax.errors.JaxRuntimeError):
                 self._loaded[signature] = False  # rejected the arguments, or a broken entry:
                 self._path(folder, signature).unlink(missing_ok=True)   # jax.jit decides
-        return self._jit(*args, **kwargs)
+        return self._jit(**kwargs)
 
     def _key(self, signature) -> str:
         tree, avals, static, device = signature
@@ -144,7 +143,7 @@ class _CachedJit:
     def _path(self, folder, signature) -> Path:
         return folder / f"{self._name.rsplit('.', 1)[-1].lstrip('_')}-{self._key(signature)}.bin"
 
-    def _load_or_compile(self, folder, signature, args, kwargs):
+    def _load_or_compile(self, folder, signature, kwargs):
         from jax.experimental.serialize_executable import deserialize_and_load, serialize
 
         path = self._path(folder, signature)
@@ -156,7 +155,7 @@ class _CachedJit:
         except Exception:                        # unreadable or stale entry: rebuild it
             path.unlink(missing_ok=True)
         try:
-            compiled = _compile_fresh(self._jit.lower(*args, **kwargs))
+            compiled = _compile_fresh(self._jit.lower(**kwargs))
         except Exception:
             return False                         # let jax.jit raise its own error on the call
         try:

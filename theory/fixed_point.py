@@ -108,13 +108,13 @@ def solve_fixed_point_path(family: str, deltas, lams, gammas, sigma: float, grid
     values = _curve_parameter(deltas, lams, gammas)
     for delta, lam, gamma in zip(deltas, lams, gammas):
         _check_exists(family, delta, lam, gamma)
+    slopes = np.zeros(len(values))           # x_k starts from x_{k-1} + slope_k (x_{k-1} - x_{k-2})
+    with np.errstate(all="ignore"):
+        for k in range(2, len(values)):
+            if values[k - 1] != values[k - 2]:
+                slopes[k] = (values[k] - values[k - 1]) / (values[k - 1] - values[k - 2])
     solved = [solve_fixed_point(family, deltas[0], lams[0], gammas[0], sigma, nodes=nodes)]
     if len(values) > 1 and not get_family(family).quadratic:
-        slopes = np.zeros(len(values))
-        with np.errstate(all="ignore"):
-            for k in range(2, len(values)):
-                if values[k - 1] != values[k - 2]:
-                    slopes[k] = (values[k] - values[k - 1]) / (values[k - 1] - values[k - 2])
         grid = None if grids is not None else quadrature(family, gammas[0], sigma, nodes)
         sub = None if grids is None else jax.tree.map(lambda a: a[1:], grids)
         xs, res = _newton_path(jnp.asarray(solved[0][1]), grid, sub, jnp.asarray(deltas[1:]),
@@ -124,13 +124,9 @@ def solve_fixed_point_path(family: str, deltas, lams, gammas, sigma: float, grid
             x = xs[k - 1]
             if not (res[k - 1] <= TOL and np.all(np.isfinite(x))):
                 break
-            c, a, r = float(np.exp(x[0])), float(x[1]), float(np.exp(x[2]))
-            solved.append((FixedPoint(c, a * gammas[k], r, a * a + r * r), x))
+            solved.append((_from_unknowns(x, gammas[k]), x))
     for k in range(len(solved), len(values)):       # the host from the first failure on
-        x0 = solved[-1][1]
-        if k >= 2 and values[k - 1] != values[k - 2]:
-            slope = (values[k] - values[k - 1]) / (values[k - 1] - values[k - 2])
-            x0 = solved[-1][1] + slope * (solved[-1][1] - solved[-2][1])
+        x0 = solved[-1][1] if k < 2 else solved[-1][1] + slopes[k] * (solved[-1][1] - solved[-2][1])
         solved.append(solve_fixed_point(family, deltas[k], lams[k], gammas[k], sigma, nodes=nodes, x0=x0))
     return solved
 
@@ -231,5 +227,10 @@ def _solve_fixed_point(family, delta, lam, gamma, sigma, nodes, x0):
         raise NotConvergedError(
             f"the {family} fixed point did not converge (delta = {delta:g}, lam = {lam:g}, "
             f"gamma = {gamma:g}; residual {res:.1e}).")
+    return _from_unknowns(x, gamma), x
+
+
+def _from_unknowns(x, gamma) -> FixedPoint:
+    """The FixedPoint of the unknowns x = (log c, a, log r)."""
     c, a, r = float(np.exp(x[0])), float(x[1]), float(np.exp(x[2]))
-    return FixedPoint(c, a * gamma, r, a * a + r * r), x
+    return FixedPoint(c, a * gamma, r, a * a + r * r)

@@ -10,6 +10,7 @@ drawn like x_i.
 
 from __future__ import annotations
 
+import math
 from functools import partial
 from typing import NamedTuple
 
@@ -20,6 +21,7 @@ from theory.families import get_family
 
 from .params import DESIGNS
 from .tiers import tiered_jit
+
 STUDENT_DF = 5.0
 
 
@@ -77,10 +79,7 @@ def flat_draw(key, size: int, kind: str) -> jax.Array:
 
 def take(flat, shape) -> jax.Array:
     """The first prod(shape) entries of a `flat_draw`, as an array of `shape` (inside jit)."""
-    size = 1
-    for d in shape:
-        size *= d
-    return flat[:size].reshape(shape)
+    return flat[:math.prod(shape)].reshape(shape)
 
 
 @jax.jit
