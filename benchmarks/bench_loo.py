@@ -14,7 +14,9 @@ side in one run (after a warm-up that compiles every jitted function):
             refits reached it; the suite is also timed at its default tolerance --tol;
             timed on --baseline-sample random points and scaled by n / sample (refits are
             independent and identically distributed, so the scaling is unbiased)
-  chord     the same at --tol with the plain chord iteration (exact_loo(..., jacobi=False)), the
+  float64   the same at --tol with every product in float64 (exact_loo(..., f32_steps=0)), the
+            iteration before the mixed-precision warm start, timed interleaved with the suite
+  chord     the same with the plain chord iteration (exact_loo(..., jacobi=False)), the
             iteration before the diagonal correction, timed interleaved with the suite
   floor     one gradient evaluation of every leave-one-out objective (n gradients of cost
             4 n p flops each, batched as two GEMMs): the cost of any method that touches each
@@ -81,12 +83,15 @@ def main(argv=None):
 
     loo = suite(tol)                                # warm-up (compilation)
     chord = exact_loo("logistic", d.X, d.y, d.X0, fit, A, lam, tol=tol, jacobi=False)
-    t_suite, t_chord = [], []
+    f64 = exact_loo("logistic", d.X, d.y, d.X0, fit, A, lam, tol=tol, f32_steps=0)
+    t_suite, t_chord, t_f64 = [], [], []
     for _ in range(args.repeat):                    # interleaved: same machine state
         t_suite.append(best_of(lambda: suite(tol), 1))
+        t_f64.append(best_of(lambda: exact_loo("logistic", d.X, d.y, d.X0, fit, A, lam, tol=tol,
+                                               f32_steps=0), 1))
         t_chord.append(best_of(lambda: exact_loo("logistic", d.X, d.y, d.X0, fit, A, lam, tol=tol,
                                                  jacobi=False), 1))
-    t_suite, t_chord = min(t_suite), min(t_chord)
+    t_suite, t_chord, t_f64 = min(t_suite), min(t_chord), min(t_f64)
     loo_cmp = suite(args.tol_compare)
     t_suite_cmp = best_of(lambda: suite(args.tol_compare), args.repeat)
 
@@ -96,7 +101,7 @@ def main(argv=None):
 
     B = jnp.tile(fit.beta[:, None], (1, n))
     all_gradients(B).block_until_ready()
-    t_floor = best_of(lambda: all_gradients(B).block_until_ready(), args.repeat)
+    t_floor = best_of(lambda: all_gradients(B).block_until_ready(), max(args.repeat, 5))
 
     X, y, beta_hat = np.asarray(d.X), np.asarray(d.y), np.asarray(fit.beta)
     g = np.asarray(fit.g)
@@ -144,6 +149,8 @@ def main(argv=None):
         speedup_vs_fastest_baseline=fastest["seconds_extrapolated"] / t_suite_cmp,
         speedups={b["method"]: b["seconds_extrapolated"] / t_suite_cmp for b in baselines},
         ratio_to_floor=t_suite / t_floor, chord_s=t_chord, chord_ratio_to_floor=t_chord / t_floor,
+        float64_s=t_f64, float64_ratio_to_floor=t_f64 / t_floor, float64_steps_mean=float(f64.n_iter.mean()),
+        max_abs_diff_suite_vs_float64=float(np.abs(loo.values - f64.values).max()),
         chord_steps_mean=float(chord.n_iter.mean()),
         max_abs_diff_suite_vs_chord=float(np.abs(loo.values - chord.values).max()),
         suite_chord_steps_mean_at_tol_compare=float(loo_cmp.n_iter.mean()),
@@ -160,6 +167,9 @@ def main(argv=None):
               f"{b['reached_tolerance']}) -> speedup {out['speedups'][b['method']]:.1f}x")
     print(f"  at tol {tol:g}: suite {t_suite:8.2f} s ({out['suite_chord_steps_mean']:.2f} chord steps), "
           f"floor {t_floor:8.3f} s (one gradient per LOO problem)")
+    print(f"  all products in float64 (before): {t_f64:8.2f} s ({out['float64_steps_mean']:.2f} steps), "
+          f"{out['float64_ratio_to_floor']:.1f}x the floor; max |suite - float64| "
+          f"{out['max_abs_diff_suite_vs_float64']:.1e}")
     print(f"  chord iteration (before): {t_chord:8.2f} s ({out['chord_steps_mean']:.2f} steps), "
           f"{out['chord_ratio_to_floor']:.1f}x the floor; max |suite - chord| {out['max_abs_diff_suite_vs_chord']:.1e}")
     print(f"  speedup vs the fastest baseline (tol {args.tol_compare:g})  {out['speedup_vs_fastest_baseline']:7.1f}x   (target >= 50x)")

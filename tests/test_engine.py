@@ -61,6 +61,41 @@ def test_loo_is_independent_of_chunking():
     np.testing.assert_allclose(a, b, rtol=0, atol=1e-12)
 
 
+@pytest.mark.parametrize("family", ["logistic", "poisson"])
+def test_mixed_precision_loo_agrees_with_float64_and_is_repeatable(family):
+    """The float32 warm start and bounded float32 checks (the default) end every point at the
+    float64 tolerance: the values agree with the all-float64 iteration to well within it. Three
+    lanes over several warm batches: the lanes take points from two batches in one step; the same
+    call twice gives the same bits (the host's lane arrays are never changed under JAX)."""
+    d, fit, A = _setup(family, n=80, p=40)
+    ref = exact_loo(family, d.X, d.y, d.X0, fit, A, 0.3, f32_steps=0, chunk_size=3)
+    a = exact_loo(family, d.X, d.y, d.X0, fit, A, 0.3, chunk_size=3)
+    b = exact_loo(family, d.X, d.y, d.X0, fit, A, 0.3, chunk_size=3)
+    assert (a.n_iter >= 5).all() and not np.array_equal(a.values, ref.values)   # the warm start (4 steps) ran
+    assert (a.rel_resid <= 1e-10).all()
+    np.testing.assert_allclose(a.values, ref.values, rtol=0, atol=1e-10 * np.abs(ref.values).max())
+    np.testing.assert_array_equal(a.values, b.values)
+
+
+def test_float32_product_error_bound_holds():
+    """The bound of sims.engine.loo._float32_error on ||fl32(X^T d) - X^T d||, including steps with
+    entries spread over 80 binades (some below float32's normal range after scaling)."""
+    from sims.engine.loo import _float32_error, _product32
+
+    rng = np.random.default_rng(0)
+    n, p = 300, 50
+    X = rng.standard_normal((n, p)) * np.exp(rng.uniform(-3, 3, (n, p)))
+    d = rng.standard_normal((4, n)) * 2.0 ** rng.uniform(-200, -120, (4, n))
+    scale = 2.0 ** np.ceil(np.log2(np.abs(d).max(axis=1)))
+    fro = np.linalg.norm(X)
+    u = 2.0 ** -24
+    c32 = ((n * u / (1 - n * u) + 3 * u) * fro, np.sqrt(n) * fro)
+    r = np.asarray(_product32(jnp.asarray(d / scale[:, None]), jnp.asarray(X, jnp.float32))) * scale[:, None]
+    err = np.linalg.norm(r - d @ X, axis=1)
+    bound = np.asarray(_float32_error(jnp.asarray(d), jnp.asarray(scale), c32, (n, p)))
+    assert (err <= bound).all() and (err > 0).all()
+
+
 def test_newton_step_is_exact_loo_for_gaussian():
     d, fit, A = _setup("gaussian", n=60, p=40)
     loo = exact_loo("gaussian", d.X, d.y, d.X0, fit, A, 0.3)
@@ -137,6 +172,20 @@ def test_hard_points_fall_back_to_newton_and_still_equal_refits():
         keep = np.arange(60) != i
         refit = newton_fit(d.X[keep], d.y[keep], lam, family="logistic", tol=1e-13, max_iter=300)
         np.testing.assert_allclose(loo.values[:, i], np.asarray(d.X0 @ (fit.beta - refit.beta)), atol=1e-8)
+
+
+def test_mixed_precision_near_separability_equals_float64():
+    """Slowly converging points (small lam near separability) take large float64-phase steps, so
+    the float32 check's error bound would pass the threshold: those batches fall back to float64
+    products; every point still ends at the tolerance, with the all-float64 values."""
+    lam = 0.003
+    d = make_data(jax.random.PRNGKey(2), family="logistic", n=60, p=40, n_test=3, gamma=2.0, sigma=0.0)
+    fit = check_fit(newton_fit(d.X, d.y, lam, family="logistic"), d.X, d.y, lam, "logistic")
+    A = hessian_inverse(d.X, fit.w, lam)
+    ref = exact_loo("logistic", d.X, d.y, d.X0, fit, A, lam, f32_steps=0)
+    mixed = exact_loo("logistic", d.X, d.y, d.X0, fit, A, lam)
+    assert (mixed.rel_resid <= 1e-10).all() and mixed.n_iter.max() > 8
+    np.testing.assert_allclose(mixed.values, ref.values, rtol=0, atol=1e-9 * np.abs(ref.values).max())
 
 
 def test_corrected_trak_variants_reduce_to_if_and_ns_without_projection():

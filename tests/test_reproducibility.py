@@ -2,7 +2,8 @@
 
 - Same seed and configuration: bit-identical results, run after run (and in a fresh process).
 - Different exact-LOO chunk sizes or device counts: equal to 1e-12 relative (matrix products are
-  blocked differently, which changes rounding only); tests/test_devices.py covers device counts.
+  blocked differently, which changes rounding only), and to the LOO tolerance with exact LOO's
+  default float32 iterations; tests/test_devices.py covers device counts.
 """
 
 import numpy as np
@@ -28,9 +29,13 @@ def test_chunk_size_changes_only_rounding():
     d = make_data(jax.random.PRNGKey(5), family="poisson", n=48, p=24, n_test=4, gamma=0.5, sigma=0.0)
     fit = newton_fit(d.X, d.y, 0.1, family="poisson")
     A = hessian_inverse(d.X, fit.w, 0.1)
-    small = exact_loo("poisson", d.X, d.y, d.X0, fit, A, 0.1, chunk_size=5).values
-    large = exact_loo("poisson", d.X, d.y, d.X0, fit, A, 0.1, chunk_size=48).values
+    small = exact_loo("poisson", d.X, d.y, d.X0, fit, A, 0.1, chunk_size=5, f32_steps=0).values
+    large = exact_loo("poisson", d.X, d.y, d.X0, fit, A, 0.1, chunk_size=48, f32_steps=0).values
     np.testing.assert_allclose(small, large, rtol=1e-12, atol=1e-15)
+    # the default float32 iterations round with the blocking more: equal to the LOO tolerance (1e-10)
+    mixed = [exact_loo("poisson", d.X, d.y, d.X0, fit, A, 0.1, chunk_size=c).values for c in (5, 48)]
+    np.testing.assert_allclose(mixed[0], mixed[1], rtol=0, atol=1e-10 * np.abs(large).max())
+    np.testing.assert_allclose(mixed[0], large, rtol=0, atol=1e-10 * np.abs(large).max())
     a = row_metrics(jax.numpy.asarray(small), jax.numpy.asarray(large), top_m=3)
     np.testing.assert_allclose(a["pearson"], 1.0, rtol=1e-12)
 
