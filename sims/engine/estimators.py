@@ -18,6 +18,7 @@ from typing import Callable
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from .data import flat_draw, take
 from .tiers import tiered_jit
@@ -76,7 +77,7 @@ def trak_influence(key, X, X0, g, lam_trak, *, k: int, n_proj: int, projection: 
     draws are `data.flat_draw`s, so no program is compiled per (p, k) for the random numbers."""
     if projection == "identity":
         return _identity_trak(X, X0, g, lam_trak)
-    acc = jnp.zeros((X0.shape[0], X.shape[0]), X.dtype)
+    acc = np.zeros((X0.shape[0], X.shape[0]), X.dtype)       # numpy: no program compiled per shape
     for m in range(n_proj):
         acc = _add_projected_scores(acc, _projection_draw(key, m, X.shape[1], k, projection), X, X0, lam_trak, k=k)
     return _average_scores(acc, g, n_proj)
@@ -135,7 +136,7 @@ def trak_variants(key, X, X0, g, w, lam_trak, *, k: int, n_proj: int, projection
     """
     if projection == "identity":
         return _variant_scores(X, X0, g, w, lam_trak)
-    zero = jnp.zeros((X0.shape[0], X.shape[0]), X.dtype)
+    zero = np.zeros((X0.shape[0], X.shape[0]), X.dtype)      # numpy: no program compiled per shape
     acc = {name: zero for name in VARIANT_NAMES}
     for m in range(n_proj):
         acc = _add_projected_variants(acc, _projection_draw(key, m, X.shape[1], k, projection), X, X0, g, w,

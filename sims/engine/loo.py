@@ -133,9 +133,9 @@ class _Lanes(NamedTuple):
 
 
 def _empty_lanes(B, n, p, T, track, dtype) -> _Lanes:
-    z = lambda *s: jnp.zeros(s, dtype)  # noqa: E731
-    return _Lanes(jnp.zeros(B, jnp.int32), z(B, n), z(B, T), z(B, n), z(B, p), z(B, n), z(B, T),
-                  z(B, p if track else 0), jnp.zeros(B, jnp.int32))
+    z = lambda *s: np.zeros(s, dtype)  # noqa: E731  (numpy: no program compiled per shape)
+    return _Lanes(np.zeros(B, np.int32), z(B, n), z(B, T), z(B, n), z(B, p), z(B, n), z(B, T),
+                  z(B, p if track else 0), np.zeros(B, np.int32))
 
 
 class _Point(NamedTuple):
@@ -220,9 +220,9 @@ class _JLanes(NamedTuple):
 
 
 def _empty_jlanes(B, n, p, T, dtype) -> _JLanes:
-    z = lambda *s: jnp.zeros(s, dtype)  # noqa: E731
-    return _JLanes(jnp.zeros(B, jnp.int32), z(B, n), z(B, p), z(B, T), z(B, n), z(B, T),
-                   jnp.zeros(B, jnp.int32), z(B))
+    z = lambda *s: np.zeros(s, dtype)  # noqa: E731  (numpy: no program compiled per shape)
+    return _JLanes(np.zeros(B, np.int32), z(B, n), z(B, p), z(B, T), z(B, n), z(B, T),
+                   np.zeros(B, np.int32), z(B))
 
 
 def _jacobi_correction(fam, y, eta, w, keep, lev, coef, k, T, nuT, nu0):
@@ -392,7 +392,7 @@ class _Placement(NamedTuple):
 
     def _put(self, arrays, spec):
         if self.devices == 1:
-            return tuple(jnp.asarray(a) for a in arrays)
+            return tuple(jax.device_put(a) for a in arrays)   # (jnp.asarray compiles a program per shape)
         from jax.sharding import NamedSharding, PartitionSpec
 
         sharding = NamedSharding(self.mesh, PartitionSpec(*spec))
@@ -415,12 +415,32 @@ VB_SHARE = 0.25  # float32 products of X^T (nu - nu_prev) while their error boun
 F32_STEPS = 4   # the most steps of a point with float32 products (module docstring, "Mixed precision")
 
 
-@jax.jit
-def _to_float32(X, XA):
-    """(X, X A) in float32, ||X||_F, and whether both fit float32's range with room for the products."""
+class _Setup(NamedTuple):
+    """What the iterations need besides the fit (`_setup`)."""
+
+    X0A: jax.Array       # (T, p) X_0 A
+    u: jax.Array         # (n,) X A r0
+    u0: jax.Array        # (T,) X_0 A r0
+    lev: jax.Array       # (n,) diag(X A X^T)
+    beta_norm: jax.Array  # ||beta_hat||
+    inverse_error: jax.Array  # estimate of ||H A - I||_2 (`_inverse_error`)
+    X32: jax.Array       # X in float32 (or (0,) when not `low`)
+    XA32: jax.Array      # X A in float32 (or (0,))
+    fro: jax.Array       # ||X||_F
+    fits: jax.Array      # whether X and X A fit float32's range with room for the products
+
+
+@tiered_jit(static_argnames=("low",))
+def _setup(X, X0, A, XA, w, r0, beta, lam, *, low: bool) -> _Setup:
+    """One program for the set-up of `exact_loo` (rather than one small program per operation and
+    shape). `low`: also X and X A in float32."""
+    X0A = X0 @ A
     big = 2.0 ** 60
-    fits = (jnp.max(jnp.abs(X)) < big) & (jnp.max(jnp.abs(XA)) < big)
-    return X.astype(jnp.float32), XA.astype(jnp.float32), jnp.linalg.norm(X), fits
+    none = jnp.zeros(0, jnp.float32)
+    return _Setup(X0A, XA @ r0, X0A @ r0, jnp.sum(X * XA, axis=1), jnp.linalg.norm(beta),
+                  _inverse_error(X, w, lam, A, jax.random.PRNGKey(0)),
+                  X.astype(jnp.float32) if low else none, XA.astype(jnp.float32) if low else none,
+                  jnp.linalg.norm(X), (jnp.max(jnp.abs(X)) < big) & (jnp.max(jnp.abs(XA)) < big))
 
 
 def _f32_steps(family: str, jacobi: bool, chord_iters: int, tol: float, requested: int | None) -> int:
@@ -503,13 +523,15 @@ def exact_loo(family: str, X, y, X0, fit: Fit, A, lam, *, XA=None, tol: float = 
     place = _placement()
     B = place.round_up(min(chunk_size or chunk_size_for(n, p, T, memory_budget), n))
     s, row = gradient_scales(X, fit.g)
-    lam_beta = lam * float(jnp.linalg.norm(fit.beta))
     target = np.full(n, np.inf)            # threshold on ||G_i|| (set when point i finishes)
-    if track is None:
-        track = bool(_inverse_error(X, fit.w, lam, A, jax.random.PRNGKey(0)) > 1e-2 * tol)
     X, y, X0, A, XA = place.replicate(X, y, X0, A, XA)
     eta, g, w, r0, beta = place.replicate(fit.eta, fit.g, fit.w, fit.residual, fit.beta)
-    X0A, row_d = place.replicate(X0 @ A, row)
+    steps = _f32_steps(family, jacobi and track is not True, chord_iters, tol, f32_steps)
+    setup = _setup(X, X0, A, XA, w, r0, beta, lam, low=bool(steps))
+    lam_beta = lam * float(setup.beta_norm)
+    if track is None:
+        track = bool(setup.inverse_error > 1e-2 * tol)
+    X0A, row_d = place.replicate(setup.X0A, row)
     values = np.full((T, n), np.nan)
     iters = np.zeros(n, dtype=np.int64)
     resid = np.full(n, np.inf)
@@ -520,15 +542,14 @@ def exact_loo(family: str, X, y, X0, fit: Fit, A, lam, *, XA=None, tol: float = 
     queue.reverse()                           # pop() from the end
     jacobi = jacobi and not track
     if jacobi:   # lanes start from warm-started points (float32 steps unless f32_steps is 0)
-        steps = _f32_steps(family, jacobi, chord_iters, tol, f32_steps)
-        X32, XA32, fro, fits = _to_float32(X, XA) if steps else (None, None, 0.0, False)
-        steps = steps if bool(fits) and n < 2 ** 22 else 0
+        steps = steps if bool(setup.fits) and n < 2 ** 22 else 0
+        X32, XA32 = place.replicate(setup.X32, setup.XA32) if steps else (None, None)
         u32 = 2.0 ** -24
-        c32 = ((n * u32 / (1 - n * u32) + 3 * u32) * float(fro), np.sqrt(n) * float(fro))
+        fro = float(setup.fro)
+        c32 = ((n * u32 / (1 - n * u32) + 3 * u32) * fro, np.sqrt(n) * fro)
         lanes = _JLanes(*place.split(*_empty_jlanes(B, n, p, T, X.dtype)))
         m0 = (np.abs(np.asarray(fit.g)) + np.abs(np.asarray(y)) + np.asarray(fit.w) * np.abs(np.asarray(fit.eta))) * row
-        lev, tol_s, m0 = place.replicate(jnp.sum(X * XA, axis=1), tol * s, m0)
-        u, u0 = XA @ r0, X0A @ r0
+        lev, tol_s, m0, u, u0 = place.replicate(setup.lev, tol * s, m0, setup.u, setup.u0)
         warm = _WarmQueue(queue, B, place, steps, family, (X, y, eta, g, w, XA, X0A, X32, XA32, u, lev))
     else:
         lanes = _Lanes(*place.split(*_empty_lanes(B, n, p, T, track, X.dtype)))

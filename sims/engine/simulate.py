@@ -29,6 +29,7 @@ from .fit import check_fit, hessian_inverse, newton_fit
 from .lds import lds, subset_outputs
 from .loo import DEFAULT_MEMORY_BUDGET, chunk_size_for, exact_loo
 from .metrics import METRICS, default_top_m, mean_and_se, row_metrics
+from .tiers import tiered_jit
 
 ESTIMATORS = estimator_group("core")
 VARIANTS = estimator_group("variant")
@@ -188,6 +189,13 @@ def run_replicate(sp: SimParams, rep: int, *, keep_influence: bool = False,
     return result
 
 
+@tiered_jit
+def _inverse_and_product(X, w, lam):
+    """(A = H^{-1}, X A, whether A is finite) in one program."""
+    A = hessian_inverse(X, w, lam)
+    return A, X @ A, jnp.all(jnp.isfinite(A))
+
+
 def analyze(sp: SimParams, data: Data, k_proj, *, keep_influence: bool = False,
             progress=None) -> ReplicateResult:
     """Fit, exact LOO, estimators and metrics for one data set (synthetic or real)."""
@@ -195,10 +203,9 @@ def analyze(sp: SimParams, data: Data, k_proj, *, keep_influence: bool = False,
     t0 = time.perf_counter()
     fit = newton_fit(data.X, data.y, m.lam, family=m.family, tol=min(sp.tol, 1e-10))
     check_fit(fit, data.X, data.y, m.lam, m.family)
-    A = hessian_inverse(data.X, fit.w, m.lam)
-    if not bool(jnp.all(jnp.isfinite(A))):
+    A, XA, finite = _inverse_and_product(data.X, fit.w, m.lam)
+    if not bool(finite):
         raise NotConvergedError("the Hessian at the fitted coefficients is numerically singular; use lam > 0.")
-    XA = data.X @ A
     loo = exact_loo(m.family, data.X, data.y, data.X0, fit, A, m.lam, XA=XA, tol=sp.tol,
                     memory_budget=sp.memory_budget, progress=progress)
     if sp.n < sp.p and m.lam > 0:      # the kernel form is exact near interpolation
@@ -213,7 +220,7 @@ def analyze(sp: SimParams, data: Data, k_proj, *, keep_influence: bool = False,
     else:
         influence["trak"] = np.asarray(trak_influence(k_proj, data.X, data.X0, fit.g, m.lam_trak, k=sp.k,
                                                       n_proj=m.n_proj, projection=m.projection))
-    loo_j = jnp.asarray(loo.values)
+    loo_j = jax.device_put(loo.values)      # (jnp.asarray compiles a program per shape)
     metrics = {}
     names = estimator_names(sp)
     if sp.lds_subsets:
@@ -226,9 +233,9 @@ def analyze(sp: SimParams, data: Data, k_proj, *, keep_influence: bool = False,
         if not np.all(np.isfinite(est)):
             raise NotConvergedError(f"the {name.upper()} estimator produced non-finite values; "
                                     "its Gram matrix is numerically singular (increase lam_trak).")
-        metrics[name] = {k: np.asarray(v) for k, v in row_metrics(jnp.asarray(est), loo_j, top_m=sp.top_m).items()}
+        metrics[name] = {k: np.asarray(v) for k, v in row_metrics(jax.device_put(est), loo_j, top_m=sp.top_m).items()}
         if sp.lds_subsets:
-            metrics[name]["lds"] = np.asarray(lds(jnp.asarray(est), masks, jnp.asarray(outputs)))
+            metrics[name]["lds"] = np.asarray(lds(jax.device_put(est), masks, jax.device_put(outputs)))
         bad = [k for k, v in metrics[name].items() if not np.all(np.isfinite(v))]
         if bad:
             raise NotConvergedError(
@@ -238,8 +245,8 @@ def analyze(sp: SimParams, data: Data, k_proj, *, keep_influence: bool = False,
         "newton_steps": int(fit.n_iter),
         "loo_chord_steps_mean": float(loo.n_iter.mean()),
         "loo_chord_steps_max": int(loo.n_iter.max()),
-        "mean_leverage": float(jnp.mean(h)),
-        "mean_w": float(jnp.mean(fit.w)),
+        "mean_leverage": float(np.mean(np.asarray(h))),
+        "mean_w": float(np.mean(np.asarray(fit.w))),
         "overlap_m": float(fit.beta @ data.beta_star / sp.p),
         "norm2_beta_hat": float(fit.beta @ fit.beta / sp.p),
         "wall_time_s": time.perf_counter() - t0,
