@@ -350,11 +350,10 @@ def _float32_error(step, scale, c32, shape):
     return c32[0] * norm + tiny * (np.sqrt(n * p) * norm + c32[1] * scale)
 
 
-@tiered_jit
-def _inverse_error(X, w, lam, A, key):
-    """Estimate of ||H A - I||_2 from three random probes (each ~ ||H A - I||_F / sqrt(p)), times sqrt(p)."""
+def _inverse_error(X, w, lam, A, Z):
+    """Estimate of ||H A - I||_2 from the three random probes Z (p, 3) of unit expected norm (each
+    ~ ||H A - I||_F / sqrt(p)), times sqrt(p)."""
     p = X.shape[1]
-    Z = jax.random.normal(key, (p, 3), X.dtype) / jnp.sqrt(p)
     AZ = A @ Z
     R = X.T @ (w[:, None] * (X @ AZ)) + lam * AZ - Z
     return jnp.sqrt(p) * jnp.max(jnp.linalg.norm(R, axis=0))
@@ -431,16 +430,22 @@ class _Setup(NamedTuple):
 
 
 @tiered_jit(static_argnames=("low",))
-def _setup(X, X0, A, XA, w, r0, beta, lam, *, low: bool) -> _Setup:
+def _setup(X, X0, A, XA, w, r0, beta, lam, probes, *, low: bool) -> _Setup:
     """One program for the set-up of `exact_loo` (rather than one small program per operation and
-    shape). `low`: also X and X A in float32."""
+    shape). `low`: also X and X A in float32. `probes`: see `_probes`."""
     X0A = X0 @ A
     big = 2.0 ** 60
     none = jnp.zeros(0, jnp.float32)
     return _Setup(X0A, XA @ r0, X0A @ r0, jnp.sum(X * XA, axis=1), jnp.linalg.norm(beta),
-                  _inverse_error(X, w, lam, A, jax.random.PRNGKey(0)),
+                  _inverse_error(X, w, lam, A, probes),
                   X.astype(jnp.float32) if low else none, XA.astype(jnp.float32) if low else none,
                   jnp.linalg.norm(X), (jnp.max(jnp.abs(X)) < big) & (jnp.max(jnp.abs(XA)) < big))
+
+
+def _probes(p: int) -> np.ndarray:
+    """Three fixed N(0, I/p) probe vectors for `_inverse_error`, drawn on the host (a threefry
+    sampler in the program would add most of its compile time)."""
+    return np.random.default_rng(0).standard_normal((p, 3)) / np.sqrt(p)
 
 
 def _f32_steps(family: str, jacobi: bool, chord_iters: int, tol: float, requested: int | None) -> int:
@@ -527,7 +532,7 @@ def exact_loo(family: str, X, y, X0, fit: Fit, A, lam, *, XA=None, tol: float = 
     X, y, X0, A, XA = place.replicate(X, y, X0, A, XA)
     eta, g, w, r0, beta = place.replicate(fit.eta, fit.g, fit.w, fit.residual, fit.beta)
     steps = _f32_steps(family, jacobi and track is not True, chord_iters, tol, f32_steps)
-    setup = _setup(X, X0, A, XA, w, r0, beta, lam, low=bool(steps))
+    setup = _setup(X, X0, A, XA, w, r0, beta, lam, place.replicate(_probes(p))[0], low=bool(steps))
     lam_beta = lam * float(setup.beta_norm)
     if track is None:
         track = bool(setup.inverse_error > 1e-2 * tol)

@@ -18,7 +18,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from theory.errors import InvalidParameterError
@@ -77,7 +76,7 @@ def load(name: str, plug_in_lam: float = 0.1) -> RealData:
     s, V = np.linalg.eigh(cov)
     s, V = np.clip(s[::-1], 1e-12, None), V[:, ::-1]
     s = s * p / s.sum()
-    fit = check_fit(newton_fit(jnp.asarray(X), jnp.asarray(y), plug_in_lam,
+    fit = check_fit(newton_fit(jax.device_put(X), jax.device_put(y), plug_in_lam,
                                family=family), X, y, plug_in_lam, family)
     beta = np.asarray(fit.beta)
     b = V.T @ beta                                 # beta_plug in the eigenbasis
@@ -94,8 +93,9 @@ def subsample(data: RealData, key, n: int, n_test: int) -> Data:
         raise InvalidParameterError(f"{data.name} has {N} rows, fewer than n + n_test = {n + n_test}.")
     perm = np.asarray(jax.random.permutation(key, N))
     tr, te = perm[:n], perm[n:n + n_test]
-    return Data(jnp.asarray(data.X[tr]), jnp.asarray(data.y[tr]), jnp.asarray(data.X[te]),
-                jnp.zeros(data.X.shape[1]))
+    # jax.device_put, np.zeros: jnp.asarray / jnp.zeros would compile a program per shape
+    return Data(jax.device_put(data.X[tr]), jax.device_put(data.y[tr]), jax.device_put(data.X[te]),
+                jax.device_put(np.zeros(data.X.shape[1])))
 
 
 def run_real(name: str, *, delta: float, kappa: float, lam: float = 0.1, lam_trak: float = 0.0,
