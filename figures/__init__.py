@@ -33,6 +33,8 @@ def make(name: str, preset: str = "quick", *, out: str | Path | None = None,
          results: str | Path | None = None, progress: bool = True) -> list[str]:
     """Draw figure `name` into `out` (default `_common.default_out()`), its simulations cached
     under `results` (default `_common.default_results()`); return the written paths."""
+    import jax
+
     from theory.jaxcache import enable_compilation_cache
     from theory.numerics import enable_float64
 
@@ -43,9 +45,37 @@ def make(name: str, preset: str = "quick", *, out: str | Path | None = None,
     previous = dict(_common.OUTPUT)
     _common.OUTPUT.update(figures=out, results=results)
     try:
-        return list(load(name).make(preset, progress=progress))
+        try:
+            return list(load(name).make(preset, progress=progress))
+        except jax.errors.JaxRuntimeError as err:
+            if not _missing_kernel(err):
+                raise
+            _caches_off()                        # the figure once more, compiling everything afresh
+            return list(load(name).make(preset, progress=progress))
     finally:
         _common.OUTPUT.update(previous)
+
+
+def _missing_kernel(err) -> bool:
+    """XLA:CPU's error for an executable loaded from a cache without one of its generated kernels
+    ("Function wrapped_broadcast not found"), seen once when several workers filled one cache."""
+    return "Function" in str(err) and "not found" in str(err)
+
+
+def _caches_off() -> None:
+    """Stop loading executables from the persistent compilation cache and `theory.aot`, and drop
+    the ones this process holds (the figure's finished sweep points stay in its results)."""
+    import warnings
+
+    import jax
+
+    from theory import aot
+
+    warnings.warn("an executable loaded from the compilation cache lacks a kernel (an XLA:CPU "
+                  "cache problem); drawing the figure again with the caches off.", RuntimeWarning)
+    jax.config.update("jax_enable_compilation_cache", False)
+    aot.set_folder(None)
+    jax.clear_caches()
 
 
 def costliest_first(names) -> list[str]:

@@ -105,3 +105,36 @@ def test_figures_drawn_in_parallel_equal_sequential(tmp_path):
         for ext in ("png", "pdf"):
             a, b = (tmp_path / f"out{j}" / f"{name}.{ext}" for j in (1, 2))
             assert a.read_bytes() == b.read_bytes()
+
+
+def test_a_figure_is_drawn_again_with_caches_off_when_a_cached_executable_lacks_a_kernel(tmp_path, monkeypatch):
+    """XLA:CPU once ran an executable loaded from the shared cache without one of its kernels
+    ("Function wrapped_broadcast not found", 3 workers, one cache): the figure is drawn again
+    with the persistent cache and theory.aot off. Other runtime errors propagate."""
+    import jax
+
+    from theory import aot
+
+    module = figures.load("fig_scatter")
+    calls = []
+    before = jax.config.jax_enable_compilation_cache, aot._FOLDER[0]
+
+    def flaky(preset, progress=True):
+        calls.append(jax.config.jax_enable_compilation_cache)
+        if len(calls) == 1:
+            raise jax.errors.JaxRuntimeError("INTERNAL: Function wrapped_broadcast not found (type id: 1)")
+        return ["drawn"]
+
+    monkeypatch.setattr(module, "make", flaky)
+    monkeypatch.setenv("TRAK_SIM_JAX_CACHE", str(tmp_path / "jc"))
+    try:
+        with pytest.warns(RuntimeWarning, match="lacks a kernel"):
+            assert figures.make("fig_scatter", out=tmp_path, results=tmp_path) == ["drawn"]
+        assert calls == [True, False] and aot._FOLDER[0] is None
+        monkeypatch.setattr(module, "make", lambda preset, progress=True: (_ for _ in ()).throw(
+            jax.errors.JaxRuntimeError("RESOURCE_EXHAUSTED: out of memory")))
+        with pytest.raises(jax.errors.JaxRuntimeError, match="RESOURCE_EXHAUSTED"):
+            figures.make("fig_scatter", out=tmp_path, results=tmp_path)
+    finally:
+        jax.config.update("jax_enable_compilation_cache", before[0])
+        aot._FOLDER[0] = before[1]

@@ -124,11 +124,15 @@ class _CachedJit:
         static = tuple(sorted((k, v) for k, v in kwargs.items() if k in self._static))
         signature = (tree, tuple(_aval(leaf) for leaf in leaves), static, str(jax.config.jax_default_device))
         compiled = self._loaded.get(signature)
-        if compiled is None:
+        fresh = compiled is None
+        if fresh:
             compiled = self._loaded[signature] = self._load_or_compile(folder, signature, kwargs)
         if compiled is not False:
             try:
-                return compiled(**dynamic)
+                out = compiled(**dynamic)
+                if fresh:                        # errors of a broken entry surface at dispatch
+                    jax.block_until_ready(out)   # ("Function ... not found"): catch them here
+                return out
             except (TypeError, ValueError, jax.errors.JaxRuntimeError):
                 self._loaded[signature] = False  # rejected the arguments, or a broken entry:
                 self._path(folder, signature).unlink(missing_ok=True)   # jax.jit decides
