@@ -518,8 +518,8 @@ def exact_loo(family: str, X, y, X0, fit: Fit, A, lam, *, XA=None, tol: float = 
     it), and the Newton fallback refits with the offset. None (default): no offset. `jacobi`
     False runs the plain chord iteration (as when tracking), for comparison. `f32_steps`: how many
     of each point's first steps run their products in float32 (module docstring, "Mixed
-    precision"); None chooses (F32_STEPS for non-quadratic families when the Jacobi iteration runs,
-    else 0), 0 keeps every product in float64.
+    precision"); None chooses (`_f32_steps`: 4 at tol 1e-10 for non-quadratic families when the
+    Jacobi iteration runs, else 0), 0 keeps every product in float64.
     """
     family = get_family(family).name
     n, p = X.shape

@@ -122,9 +122,10 @@ def replicate_memory(*, n: int, p: int, k: int, n_test: int, variants: bool = Fa
     X and X A (n x p each); X_0 and X_0 A (T x p each); H and A = H^{-1} (p x p each); three n x n
     kernel matrices when n < p; TRAK's P, X P and Gram matrix (p x k, n x k, k x k); 8 T x n
     influence matrices (LOO, IF, NS, TRAK and work copies; 16 with variants); the LDS masks
-    (J x n); the exact-LOO lanes (`sims.engine.loo.chunk_size_for`: 6n + 4p + 4T doubles per lane)."""
+    (J x n); the exact-LOO lanes (`sims.engine.loo.chunk_size_for`: 6n + 4p + 4T doubles per lane)
+    and its float32 copies of X and X A (as much as one n x p in float64)."""
     T = n_test
-    doubles = (2 * n * p + 2 * T * p + 2 * p * p + (3 * n * n if n < p else 0)
+    doubles = (3 * n * p + 2 * T * p + 2 * p * p + (3 * n * n if n < p else 0)
                + p * k + n * k + k * k + (16 if variants else 8) * T * n + lds_subsets * n)
     lanes = chunk_size_for(n, p, T, memory_budget)
     return 8 * doubles + lanes * 8 * (6 * n + 4 * p + 4 * T)
