@@ -80,16 +80,14 @@ def test_mixed_precision_loo_agrees_with_float64_and_is_repeatable(family):
 def test_float32_product_error_bound_holds():
     """The bound of sims.engine.loo._float32_error on ||fl32(X^T d) - X^T d||, including steps with
     entries spread over 80 binades (some below float32's normal range after scaling)."""
-    from sims.engine.loo import _float32_error, _product32
+    from sims.engine.loo import _float32_error, _product32, float32_error_constants
 
     rng = np.random.default_rng(0)
     n, p = 300, 50
     X = rng.standard_normal((n, p)) * np.exp(rng.uniform(-3, 3, (n, p)))
     d = rng.standard_normal((4, n)) * 2.0 ** rng.uniform(-200, -120, (4, n))
     scale = 2.0 ** np.ceil(np.log2(np.abs(d).max(axis=1)))
-    fro = np.linalg.norm(X)
-    u = 2.0 ** -24
-    c32 = ((n * u / (1 - n * u) + 3 * u) * fro, np.sqrt(n) * fro)
+    c32 = float32_error_constants(n, np.linalg.norm(X))
     r = np.asarray(_product32(jnp.asarray(d / scale[:, None]), jnp.asarray(X, jnp.float32))) * scale[:, None]
     err = np.linalg.norm(r - d @ X, axis=1)
     bound = np.asarray(_float32_error(jnp.asarray(d), jnp.asarray(scale), c32, (n, p)))

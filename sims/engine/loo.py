@@ -338,12 +338,20 @@ def _jacobi_step(lanes: _JLanes, take, pos, warm: _JLanes, X, y, eta, g, w, XA, 
     return _JLanes(i, nu, v, fT, k, k0, it, vb), gnorm, floor, plain
 
 
+def float32_error_constants(n: int, fro: float) -> tuple[float, float]:
+    """c32 of `_float32_error` for an n-row X with ||X||_F = fro: ((gamma_n + 3u) fro, sqrt(n) fro),
+    u = 2^-24, gamma_n = n u / (1 - n u)."""
+    u = 2.0 ** -24
+    return (n * u / (1 - n * u) + 3 * u) * fro, np.sqrt(n) * fro
+
+
 def _float32_error(step, scale, c32, shape):
     """Bound on ||fl32(X^T step) - X^T step|| per lane, for the float32 product of step / scale (a
     power of 2) with X rounded to float32: the standard bound (gamma_n + 3u) |X|^T |step| with
     u = 2^-24, gamma_n = n u / (1 - n u), and || |X|^T |step| || <= ||X||_F ||step||, so
-    c32 = (gamma_n + 3u) ||X||_F; plus the absolute error of entries below float32's normal
-    range (2^-149 each, in X and in step / scale)."""
+    c32[0] = (gamma_n + 3u) ||X||_F; plus the absolute error of entries below float32's normal
+    range (2^-149 each, in X and in step / scale; c32[1] = sqrt(n) ||X||_F). c32 comes from
+    `float32_error_constants`."""
     n, p = shape
     tiny = 2.0 ** -148
     norm = jnp.linalg.norm(step, axis=1)
@@ -549,9 +557,7 @@ def exact_loo(family: str, X, y, X0, fit: Fit, A, lam, *, XA=None, tol: float = 
     if jacobi:   # lanes start from warm-started points (float32 steps unless f32_steps is 0)
         steps = steps if bool(setup.fits) and n < 2 ** 22 else 0
         X32, XA32 = place.replicate(setup.X32, setup.XA32) if steps else (None, None)
-        u32 = 2.0 ** -24
-        fro = float(setup.fro)
-        c32 = ((n * u32 / (1 - n * u32) + 3 * u32) * fro, np.sqrt(n) * fro)
+        c32 = float32_error_constants(n, float(setup.fro))
         lanes = _JLanes(*place.split(*_empty_jlanes(B, n, p, T, X.dtype)))
         m0 = (np.abs(np.asarray(fit.g)) + np.abs(np.asarray(y)) + np.asarray(fit.w) * np.abs(np.asarray(fit.eta))) * row
         lev, tol_s, m0, u, u0 = place.replicate(setup.lev, tol * s, m0, setup.u, setup.u0)
