@@ -21,9 +21,10 @@ def make(preset: str = "quick", progress: bool = True) -> list[str]:
     shades = plt.cm.viridis(np.linspace(0.05, 0.85, len(alphas)))
     for alpha, col in zip(alphas, shades):
         base = model_of(select(summaries, cov_param=alpha)[0]["config"])
-        preds = [theory("predict", **{**base, "kappa": float(k)}, p=p) for k in kappas]
-        rho = np.array([r["estimators"]["trak"]["pearson"] for r in preds])
-        d_A = preds[0]["constants"]["d_A"]
+        fixed = {k: v for k, v in base.items() if k != "kappa"}
+        curve = theory("predict_curve", "kappa", [float(k) for k in kappas], **fixed, p=p)
+        rho = np.asarray(curve["estimators"]["trak"]["pearson"])
+        d_A = float(curve["constants"]["d_A"][0])
         label = f"α = {alpha:g} (d_A = {d_A:.0f})"
         axes[0].plot(kappas, rho, color=col, label=label)
         axes[1].plot(kappas * p / d_A, rho, color=col, label=label)

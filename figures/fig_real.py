@@ -55,12 +55,11 @@ def make(preset: str = "quick", progress: bool = True) -> list[str]:
                                 lam_trak=fig_cfg["lam_trak"], reps=pre["reps"], n_test=pre["n_test"],
                                 seed=fig_cfg["seed"])
                     for kappa in fig_cfg["kappas"]]
-            th = [theory("predict_spectrum", data.spectrum, data.theta, family=data.family, delta=delta, kappa=float(k),
-                                   lam=fig_cfg["lam"], lam_trak=fig_cfg["lam_trak"], gamma=data.gamma,
-                                   sigma=data.sigma)["estimators"]
-                  for k in dense]
-            ax.plot(dense, [t["trak"]["spearman"] for t in th], color=shades[delta], label=f"TRAK, n/p = {delta:g}")
-            ax.plot(dense, [t["if"]["spearman"] for t in th], color=COLORS["if"], lw=1.2,
+            th = theory("predict_curve", "kappa", [float(k) for k in dense], spectrum=data.spectrum,
+                        theta=data.theta, family=data.family, delta=delta, lam=fig_cfg["lam"],
+                        lam_trak=fig_cfg["lam_trak"], gamma=data.gamma, sigma=data.sigma)["estimators"]
+            ax.plot(dense, th["trak"]["spearman"], color=shades[delta], label=f"TRAK, n/p = {delta:g}")
+            ax.plot(dense, th["if"]["spearman"], color=COLORS["if"], lw=1.2,
                     ls="-" if delta == fig_cfg["deltas"][0] else "--", label=f"IF, n/p = {delta:g}")
             for est, col in (("trak", shades[delta]), ("if", COLORS["if"])):
                 x = [r["config"]["kappa"] for r in runs]

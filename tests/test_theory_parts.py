@@ -314,8 +314,8 @@ def test_lds_factors_match_a_direct_datamodel_regression():
 
 
 def test_curve_assembly_in_memory_bounded_chunks_is_unchanged(monkeypatch):
-    """A curve whose vmapped assembly would exceed CURVE_MEMORY runs in equal chunks (the last one
-    padded): the same numbers as in one call up to rounding (the batch size changes XLA's
+    """Curves run in chunks of CURVE_CHUNK points, fewer where the vmapped assembly would exceed
+    CURVE_MEMORY (equal chunks, the last one padded): the same numbers as in one call up to rounding (the batch size changes XLA's
     vectorization; Spearman carries the compressed rule's ~1e-7 sensitivity). A poisson curve with
     variants needs ~570 MB a point."""
     import numpy as np
@@ -323,7 +323,7 @@ def test_curve_assembly_in_memory_bounded_chunks_is_unchanged(monkeypatch):
     import theory.prediction as P
 
     assert P._curve_chunk(60, 28_672, True) * 28_672 * 21_000 <= P.CURVE_MEMORY
-    assert P._curve_chunk(200, 2_560, False) == 200
+    assert P._curve_chunk(200, 2_560, False) == P._curve_chunk(7, 2_560, False) == P.CURVE_CHUNK
     values = np.geomspace(0.05, 2.0, 7)
     whole = P.predict_curve("lam", values, family="logistic", delta=2.0, kappa=0.5, variants=True)
     monkeypatch.setattr(P, "CURVE_MEMORY", 3 * 2_560 * 21_000)        # chunks of 3: 3 + 3 + 1 (padded)
@@ -334,3 +334,54 @@ def test_curve_assembly_in_memory_bounded_chunks_is_unchanged(monkeypatch):
                                        atol=1e-12 if k != "spearman" else 1e-6)
     for k, v in whole["constants"].items():
         np.testing.assert_allclose(chunked["constants"][k], v, rtol=1e-12)
+
+
+@pytest.mark.parametrize("vary, values, variants", [("kappa", [0.1, 0.3, 0.6, 1.0], False),
+                                                    ("n_proj", [1, 3, 10], True),
+                                                    ("lam_trak", [0.01, 0.1, 1.0], False)])
+def test_general_curve_equals_predict_spectrum_at_each_value(vary, values, variants):
+    """A curve at a given spectrum (or covariance) solves the fixed point once and vmaps the assembly
+    over the traces: the numbers of `predict_spectrum` point by point."""
+    from theory.covariance import alignment, spectrum
+
+    s = spectrum("power", 90, 1.0)          # 90 entries: the fixed point pads them to 128
+    th = alignment(s, 0.5)
+    params = dict(family="logistic", delta=2.0, kappa=0.4, lam=0.1, lam_trak=0.05, n_proj=2)
+    fixed = {k: v for k, v in params.items() if k != vary}
+    curve = theory.predict_curve(vary, values, spectrum=s, theta=th, variants=variants, **fixed)
+    by_cov = theory.predict_curve(vary, values, covariance="power", cov_param=1.0, alignment=0.5, p=90, **fixed)
+    for i, v in enumerate(values):
+        one = theory.predict_spectrum(s, th, variants=variants, **{**params, vary: v})
+        for e, row in one["estimators"].items():
+            for metric, value in row.items():
+                assert curve["estimators"][e][metric][i] == pytest.approx(value, rel=1e-10, abs=1e-12), (e, metric)
+                if e in by_cov["estimators"]:
+                    assert by_cov["estimators"][e][metric][i] == pytest.approx(value, rel=1e-10, abs=1e-12)
+        for k, value in one["constants"].items():
+            assert curve["constants"][k][i] == pytest.approx(value, rel=1e-12, abs=1e-14), k
+
+
+def test_general_curve_refuses_ambiguous_inputs():
+    with pytest.raises(theory.InvalidParameterError, match="theta needs a spectrum"):
+        theory.predict_curve("kappa", [0.5], theta=np.ones(10))
+    with pytest.raises(theory.InvalidParameterError, match="either a spectrum or"):
+        theory.predict_curve("kappa", [0.5], spectrum=np.ones(10), covariance="power", cov_param=1.0, p=10)
+    with pytest.raises(theory.InvalidParameterError, match="needs the dimension p"):
+        theory.predict_curve("kappa", [0.5], covariance="power", cov_param=1.0)
+
+
+def test_general_residual_is_unchanged_by_zero_padding():
+    """The general fixed point pads the spectrum with zeros (fewer compiled sizes): every sum of
+    (G1)-(G3) has a factor s, so the residual is that of the unpadded spectrum."""
+    from theory.covariance import alignment, spectrum
+    from theory.general import _padded, _residual
+    from theory.glm_law import quadrature
+
+    s = spectrum("spiked", 37, 20.0)
+    th = alignment(s, 1.0)
+    grid = quadrature("logistic", 1.0, 0.0, 40)
+    x = jnp.asarray([np.log(0.8), 0.4, np.log(0.9)])
+    a = _residual(x, s, th, 37.0, "logistic", grid, 2.0, 0.1, 1.0)
+    b = _residual(x, _padded(s), _padded(th), 37.0, "logistic", grid, 2.0, 0.1, 1.0)
+    assert _padded(s).size == 64
+    np.testing.assert_allclose(np.asarray(b), np.asarray(a), rtol=1e-14, atol=1e-15)

@@ -63,7 +63,9 @@ def brentq(*args, **kwargs):
 TOL = 1e-12
 
 
-def _residual(x, s, theta, family, grid, delta, lam, gamma):
+def _residual(x, s, theta, p, family, grid, delta, lam, gamma):
+    """(G1)-(G3) in x = (log c, m/gamma, log r). s and theta may be padded with zeros past the
+    spectrum's p entries: every sum below has a factor s, so the means are the sums over p."""
     logc, a, logr = x
     c, r = jnp.exp(logc), jnp.exp(logr)
     nu, _, g, w, wt = atoms(grid, family, c, a, r)
@@ -71,19 +73,26 @@ def _residual(x, s, theta, family, grid, delta, lam, gamma):
     e_g2 = jnp.sum(wt * g * g)
     h = jnp.sum(wt * nu * g) - a * a_w                     # = -mhat gamma / delta
     alpha = 1.0 / (lam + delta * a_w * s)
-    c_rhs = jnp.mean(s * alpha)
-    a_rhs = -delta * h * jnp.mean(theta * s * s * alpha)   # m / gamma
-    q_rhs = jnp.mean((delta**2 * h * h * theta * s**3 + delta * e_g2 * s * s) * alpha * alpha)
+    c_rhs = jnp.sum(s * alpha) / p
+    a_rhs = -delta * h * jnp.sum(theta * s * s * alpha) / p   # m / gamma
+    q_rhs = jnp.sum((delta**2 * h * h * theta * s**3 + delta * e_g2 * s * s) * alpha * alpha) / p
     return jnp.stack([logc - jnp.log(c_rhs),
                       (a - a_rhs) / jnp.sqrt(1.0 + a * a + a_rhs * a_rhs),   # smooth at a = 0 (gamma = 0)
                       jnp.log(a * a + r * r) - jnp.log(q_rhs)])
 
 
 @cached_jit(static_argnames=("family",))
-def _newton(x0, grid, s, theta, delta, lam, gamma, *, family):
+def _newton(x0, grid, s, theta, p, delta, lam, gamma, *, family):
     """(x, max|F|, status) of `solvers.damped_newton_root` on (G1)-(G3)."""
-    F = partial(_residual, s=s, theta=theta, family=family, grid=grid, delta=delta, lam=lam, gamma=gamma)
+    F = partial(_residual, s=s, theta=theta, p=p, family=family, grid=grid, delta=delta, lam=lam, gamma=gamma)
     return damped_newton_root(F, x0, tol=TOL, max_steps=60)
+
+
+def _padded(v):
+    """v with zeros appended up to a power of 2 (at least 64): spectra of nearby sizes share one
+    compiled `_newton`."""
+    size = max(64, 1 << (v.size - 1).bit_length())
+    return np.concatenate([v, np.zeros(size - v.size)])
 
 
 def _gaussian_fixed_point(s, theta, delta, lam, gamma, sigma):
@@ -117,8 +126,8 @@ def solve_fixed_point_general(family, s, theta, delta, lam, gamma, sigma, nodes=
     _, x_iso = solve_fixed_point(family, delta, lam, gamma, sigma, nodes=nodes)
 
     def attempt(x, s_t, th_t):
-        x, res, _ = _newton(jnp.asarray(x), grid, jnp.asarray(s_t), jnp.asarray(th_t), delta, lam, gamma,
-                            family=family)
+        x, res, _ = _newton(jnp.asarray(x), grid, _padded(s_t), _padded(th_t), float(s_t.size), delta, lam,
+                            gamma, family=family)
         return np.asarray(x), float(res)
 
     x, res = attempt(x_iso, s, theta)

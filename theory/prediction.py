@@ -26,7 +26,7 @@ import numpy as np
 
 from .aot import cached_jit
 from .covariance import alignment as alignment_weights
-from .covariance import spectrum
+from .covariance import spectrum as covariance_spectrum
 from .errors import InvalidParameterError, NotConvergedError
 from .families import get_family
 from .fixed_point import solve_fixed_point, solve_fixed_point_path
@@ -118,16 +118,19 @@ _STATIC = ("family", "nodes", "identity", "variants", "broad")
 _assemble_one = cached_jit(_assemble, static_argnames=_STATIC)
 
 
-@cached_jit(static_argnames=_STATIC + ("axes", "grid_axis"))
-def _assemble_many(x, grid, delta, lam, kappa, lam_trak, n_proj, *, family, nodes, identity, axes,
-                   variants=False, broad=False, grid_axis=None):
-    """vmap of `_assemble`; arguments with axis None are shared, so what depends only on them
-    (the limit law, its moments, IF's Spearman, the compression of log|g|) is computed once.
-    The grid is shared (grid_axis None) or one per point (grid_axis 0: grids of one size, stacked)."""
+@cached_jit(static_argnames=_STATIC + ("x_axis", "grid_axis"))
+def _assemble_many(x, grid, delta, lam, kappa, lam_trak, n_proj, *, family, nodes, identity,
+                   variants=False, broad=False, x_axis=0, grid_axis=None):
+    """vmap of `_assemble` over points, every parameter (points,) per point, so that one program
+    (per family, law size and chunk) serves curves in any of them. The fixed-point unknowns x are
+    per point (x_axis 0: (points, 3)) or shared (x_axis None: (3,), curves in kappa, lam_T or M;
+    what depends only on x, the limit law, its moments, IF's Spearman, the compression of log|g|,
+    is then computed once). The grid is shared (grid_axis None) or one per point (grid_axis 0:
+    grids of one size, stacked)."""
     def one(x, grid, *params):
         return _assemble(x, grid, *params, family=family, nodes=nodes, identity=identity, variants=variants,
                          broad=broad)
-    return jax.vmap(one, in_axes=(axes[0], grid_axis, *axes[1:]))(x, grid, delta, lam, kappa, lam_trak, n_proj)
+    return jax.vmap(one, in_axes=(x_axis, grid_axis, 0, 0, 0, 0, 0))(x, grid, delta, lam, kappa, lam_trak, n_proj)
 
 
 def _with_broad_retry(assemble, *args, **static):
@@ -188,7 +191,7 @@ def predict(*, family="logistic", delta=2.0, kappa=0.5, lam=0.1, lam_trak=0.0, g
         if p is None:
             raise InvalidParameterError(
                 f"a {mp.covariance} covariance needs the dimension p (its spectrum depends on p).")
-        spec = spectrum(mp.covariance, p, mp.cov_param)
+        spec = covariance_spectrum(mp.covariance, p, mp.cov_param)
         return predict_spectrum(spec, alignment_weights(spec, mp.alignment), _model=mp, nodes=nodes,
                                 variants=variants)
     fp, x = solve_fixed_point(mp.family, mp.delta, mp.lam, mp.gamma, mp.sigma, nodes=nodes)
@@ -215,10 +218,19 @@ def predict_spectrum(spectrum, theta=None, *, variants: bool = False, nodes: int
                      _model=None, **model) -> dict:
     """`predict` for an arbitrary feature spectrum s (p,) and alignment theta (p,) of beta*
     (e.g. empirical ones of a real dataset; normalized here to mean(s) = 1 and mean(s theta) = 1).
-    Layout of `predict`; constants add the effective dimensions d_A, d_T (`theory.general`)."""
+    Layout of `predict`; constants add the effective dimensions d_A, d_T (`theory.general`).
+    Along a curve of k, lam_T or M, `predict_curve(..., spectrum=, theta=)` solves the fixed point once."""
     enable_float64()
     mp = _model or validate_model(**model)
     variants = check_bool("variants", variants)
+    s, th = _normalized_spectrum(spectrum, theta)
+    est, constants = _spectrum_predictions(s, th, [mp], nodes=nodes, variants=variants)
+    estimators = {e: {k: float(v[0]) for k, v in row.items()} for e, row in est.items()}
+    return {"config": mp.asdict(), "estimators": estimators, "constants": constants[0]}
+
+
+def _normalized_spectrum(spectrum, theta):
+    """(s, theta) checked and normalized to mean(s) = 1, mean(s theta) = 1 (theta None: all ones)."""
     s = np.asarray(spectrum, dtype=float)
     if s.ndim != 1 or s.size < 2 or not np.all(np.isfinite(s)) or np.any(s < 0) or s.sum() <= 0:
         raise InvalidParameterError("spectrum must be a 1-D array of at least 2 finite non-negative numbers.")
@@ -226,9 +238,24 @@ def predict_spectrum(spectrum, theta=None, *, variants: bool = False, nodes: int
     th = np.ones_like(s) if theta is None else np.asarray(theta, dtype=float)
     if th.shape != s.shape or not np.all(np.isfinite(th)) or np.any(th < 0) or np.mean(s * th) <= 0:
         raise InvalidParameterError("theta must be finite, non-negative and of the spectrum's shape.")
-    th = th / np.mean(s * th)
-    if mp.projection == "identity" and mp.lam_trak == 0 and mp.delta <= 1:
-        raise InvalidParameterError("lam_trak = 0 without projection needs delta > 1.")
+    return s, th / np.mean(s * th)
+
+
+@cached_jit(static_argnames=("broad",))
+def _estimators_many(g, w, wt, c, t, tr, tw, broad):
+    """`_estimators` vmapped over traces tr, tw (arrays over points) at one law (g, w, wt, c, t)."""
+    return jax.vmap(lambda tr, tw: _estimators(g, w, wt, c, t, tr, tw, broad=broad))(tr, tw), None
+
+
+def _spectrum_predictions(s, th, models, *, nodes, variants):
+    """General-covariance predictions at `models` that share the fixed point (family, delta, lam,
+    gamma, sigma): the fixed point and the law of (g, w) once, the traces (T2')-(T8') per model, and
+    the estimators' metrics in one pass vmapped over the models' traces (IF's Spearman, which
+    depends on the law only, once). Returns (estimators[e][metric] arrays over models, [constants])."""
+    mp = models[0]
+    for m in models:
+        if m.projection == "identity" and m.lam_trak == 0 and m.delta <= 1:
+            raise InvalidParameterError("lam_trak = 0 without projection needs delta > 1.")
     fp, x, e_g2 = solve_fixed_point_general(mp.family, s, th, mp.delta, mp.lam, mp.gamma, mp.sigma, nodes)
     c = jnp.asarray(fp.c)
     if get_family(mp.family).quadratic:
@@ -238,38 +265,53 @@ def predict_spectrum(spectrum, theta=None, *, variants: bool = False, nodes: int
     else:
         _, _, g, w, wt = atoms_compiled(quadrature(mp.family, mp.gamma, mp.sigma, nodes), mp.family, fp.c, x[1], fp.r)
     t, mom = _law_moments(g, w, wt, c)
-    tr = kernel_traces_general(s=s, delta=mp.delta, lam=mp.lam, kappa=mp.kappa, lam_trak=mp.lam_trak,
-                               n_proj=mp.n_proj, identity=mp.projection == "identity", c=fp.c,
-                               e_w_w=float(mom["e_w_w"]), e_w2_w2=float(mom["e_w2_w2"]))
-    tw = None
-    if variants:
-        tw = weighted_kernel_traces_general(s=s, delta=mp.delta, lam=mp.lam, kappa=mp.kappa, lam_trak=mp.lam_trak,
-                                            n_proj=mp.n_proj, identity=mp.projection == "identity", c=fp.c,
-                                            tau_A2=tr["tau_A2"], w=np.asarray(w), wt=np.asarray(wt))
-        tw = {k: jnp.asarray(v) for k, v in tw.items()}
-    est = _with_broad_retry(lambda broad: (_estimators(g, w, wt, c, t, {k: jnp.asarray(v) for k, v in tr.items()},
-                                                       tw, broad=broad), None))[0]
-    estimators = {e: {k: float(v) for k, v in row.items()} for e, row in est.items()}
-    _check_finite(estimators, mp)
-    constants = {k: float(v) for k, v in {**mom, **tr, **(tw or {})}.items()}
-    constants.update(c=fp.c, r=fp.r, m=fp.m, q=fp.q, p=int(s.size))
-    return {"config": mp.asdict(), "estimators": estimators, "constants": constants}
+    mom = {k: float(v) for k, v in mom.items()}
+    trs, tws = [], []
+    for m in models:
+        shape = dict(s=s, delta=m.delta, lam=m.lam, kappa=m.kappa, lam_trak=m.lam_trak, n_proj=m.n_proj,
+                     identity=m.projection == "identity", c=fp.c)
+        trs.append(kernel_traces_general(**shape, e_w_w=mom["e_w_w"], e_w2_w2=mom["e_w2_w2"]))
+        if variants:
+            tws.append(weighted_kernel_traces_general(**shape, tau_A2=trs[-1]["tau_A2"], w=np.asarray(w),
+                                                      wt=np.asarray(wt)))
+    chunk = 1 if len(models) == 1 else _SPECTRUM_CHUNK       # one program per law size and chunk
+    parts = []
+    for start in range(0, len(models), chunk):              # the last chunk padded with its last point
+        idx = np.minimum(np.arange(start, start + chunk), len(models) - 1)
+        tr = {k: jnp.asarray([trs[i][k] for i in idx]) for k in trs[0]}
+        tw = {k: jnp.asarray([tws[i][k] for i in idx]) for k in tws[0]} if variants else None
+        est = _with_broad_retry(_estimators_many, g, w, wt, c, t, tr, tw)[0]
+        parts.append({e: {k: np.broadcast_to(np.asarray(v), (chunk,)) for k, v in row.items()}
+                      for e, row in est.items()})
+    est = {e: {k: np.concatenate([part[e][k] for part in parts])[:len(models)] for k in row}
+           for e, row in parts[0].items()}
+    _check_finite(est, mp)
+    constants = [{**mom, **{k: float(v) for k, v in {**a, **(b or {})}.items()},
+                  "c": fp.c, "r": fp.r, "m": fp.m, "q": fp.q, "p": int(s.size)}
+                 for a, b in zip(trs, tws or [None] * len(models))]
+    return est, constants
 
 
 _FIXED_POINT_PARAMS = ("delta", "lam", "gamma")
 _BATCHED = ("delta", "kappa", "lam", "lam_trak", "n_proj", "gamma")
+_SPECTRUM_CHUNK = 8       # points per vmapped assembly of a general-covariance curve
+_SKETCH_PARAMS = ("kappa", "lam_trak", "n_proj", "projection")     # the fixed point does not depend on them
 
 
 def predict_curve(vary: str, values, *, nodes: int = DEFAULT_NODES, variants: bool = False,
-                  **params) -> dict:
+                  spectrum=None, theta=None, **params) -> dict:
     """`predict` along `values` of one parameter, batched: {"values", "estimators", "constants"}.
 
     For vary in delta, kappa, lam, lam_trak, n_proj, gamma the fixed points are solved in
     sequence, each warm-started from the previous one (none is needed when only kappa, lam_trak or
-    n_proj vary), and the assembly is one vmapped call (over gamma with the quadrature grids
-    stacked, which needs grids of one size: `glm_law._bucket` rounds the sizes, so a curve
-    spanning two sizes falls back to the loop); other parameters fall back to a loop of
-    `predict`. estimators[e][metric] and constants[k] are arrays aligned with `values`.
+    n_proj vary), and the assembly is vmapped over chunks of CURVE_CHUNK points, every parameter
+    per point, so that curves share compiled programs (`_assemble_many`; over gamma with the
+    quadrature grids stacked, which needs grids of one size: `glm_law._bucket` rounds the sizes,
+    so a curve spanning two sizes falls back to the loop); other parameters fall back to a loop
+    of `predict`. estimators[e][metric] and constants[k] are arrays aligned with `values`.
+    With a non-isotropic covariance (and p), or a given `spectrum` and `theta` (the curve of
+    `predict_spectrum`), a curve of kappa, lam_trak, n_proj or projection solves the general
+    fixed point once and assembles all points in one vmapped pass; other curves loop.
     """
     enable_float64()
     values = list(values)
@@ -283,6 +325,10 @@ def predict_curve(vary: str, values, *, nodes: int = DEFAULT_NODES, variants: bo
         p = check_int("p", p, lo=2, hi=1_000_000)
     models = [validate_model(**{**params, vary: v}) for v in values]
     m0 = models[0]
+    if spectrum is not None or m0.covariance != "isotropic":
+        return _general_curve(vary, values, models, spectrum, theta, p, nodes=nodes, variants=variants)
+    if theta is not None:
+        raise InvalidParameterError("theta needs a spectrum.")
     grid, grid_axis = quadrature(m0.family, m0.gamma, m0.sigma, nodes), None
     if vary == "gamma" and grid is not None and m0.covariance == "isotropic":
         grids = [quadrature(m.family, m.gamma, m.sigma, nodes) for m in models]
@@ -290,7 +336,7 @@ def predict_curve(vary: str, values, *, nodes: int = DEFAULT_NODES, variants: bo
             grid, grid_axis = jax.tree.map(lambda *a: np.stack(a), *grids), 0
         else:
             vary = None       # grids of several sizes: the loop below
-    if vary not in _BATCHED or m0.covariance != "isotropic":
+    if vary not in _BATCHED:
         results = [predict(**m.asdict(), p=p, nodes=nodes, variants=variants) for m in models]
         return _stack(values, [r["estimators"] for r in results], [r["constants"] for r in results])
     if vary in _FIXED_POINT_PARAMS:     # warm starts, linearly extrapolated along the curve
@@ -298,31 +344,51 @@ def predict_curve(vary: str, values, *, nodes: int = DEFAULT_NODES, variants: bo
                                         [m.gamma for m in models], m0.sigma, grids=grid if grid_axis == 0 else None,
                                         nodes=nodes)
         extra = [dict(m=fp.m, q=fp.q) for fp, _ in solved]
-        x_arg = jnp.asarray(np.stack([x for _, x in solved]))
+        x_arg = np.stack([x for _, x in solved])
     else:
         fp, x = solve_fixed_point(m0.family, m0.delta, m0.lam, m0.gamma, m0.sigma, nodes=nodes)
-        x_arg, extra = jnp.asarray(x), [dict(m=fp.m, q=fp.q)] * len(models)
-    names = ("delta", "lam", "kappa", "lam_trak", "n_proj")
-    args = [jnp.asarray([getattr(m, k) for m in models]) if k == vary else jnp.asarray(getattr(m0, k))
-            for k in names]
-    axes = (0 if vary in _FIXED_POINT_PARAMS else None,) + tuple(0 if k == vary else None for k in names)
-    static = dict(family=m0.family, nodes=nodes, identity=m0.projection == "identity", axes=axes,
-                  variants=variants, grid_axis=grid_axis)
-    batched = [x_arg, grid, *args]
-    in_axes = (axes[0], grid_axis, *axes[1:])
+        x_arg, extra = np.asarray(x), [dict(m=fp.m, q=fp.q)] * len(models)
+    params = [np.asarray([getattr(m, k) for m in models], dtype=np.int64 if k == "n_proj" else float)
+              for k in ("delta", "lam", "kappa", "lam_trak", "n_proj")]
+    x_axis = 0 if x_arg.ndim == 2 else None
+    static = dict(family=m0.family, nodes=nodes, identity=m0.projection == "identity", variants=variants,
+                  x_axis=x_axis, grid_axis=grid_axis)
     atoms_ = 0 if grid is None else int(np.shape(grid.nu)[-1])
     chunk = _curve_chunk(len(models), atoms_, variants)
     parts = []
     for start in range(0, len(models), chunk):      # equal chunks (the last one padded): one program
         idx = np.minimum(np.arange(start, start + chunk), len(models) - 1)
-        part = [a if ax is None else jax.tree.map(lambda v: v[idx], a) for a, ax in zip(batched, in_axes)]
-        est, const = _with_broad_retry(_assemble_many, *part, **static)
+        per_point = [x_arg if x_axis is None else x_arg[idx],
+                     grid if grid_axis is None else jax.tree.map(lambda v, i=idx: v[i], grid),
+                     *(a[idx] for a in params)]
+        est, const = _with_broad_retry(_assemble_many, *per_point, **static)
         keep = min(chunk, len(models) - start)
-        parts.append(jax.tree.map(lambda v: np.broadcast_to(np.asarray(v), (chunk,))[:keep], (est, const)))
+        parts.append(jax.tree.map(lambda v, k=keep: np.broadcast_to(np.asarray(v), (chunk,))[:k], (est, const)))
     est, const = jax.tree.map(lambda *v: np.concatenate(v), *parts)
     _check_finite(est, f"{vary} in {values}")
     const.update({k: np.asarray([e[k] for e in extra]) for k in ("m", "q")})
     return {"values": np.asarray(values), "estimators": est, "constants": const}
+
+
+def _general_curve(vary, values, models, spectrum, theta, p, *, nodes, variants):
+    """`predict_curve` under the general-covariance theory: the spectrum given, or that of the
+    models' covariance at dimension p."""
+    m0 = models[0]
+    if spectrum is None:
+        if p is None:
+            raise InvalidParameterError(
+                f"a {m0.covariance} covariance needs the dimension p (its spectrum depends on p).")
+        spectrum = covariance_spectrum(m0.covariance, p, m0.cov_param)
+        theta = alignment_weights(spectrum, m0.alignment)
+    elif m0.covariance != "isotropic":
+        raise InvalidParameterError("give either a spectrum or a non-isotropic covariance, not both.")
+    s, th = _normalized_spectrum(spectrum, theta)
+    if vary in _SKETCH_PARAMS:
+        est, constants = _spectrum_predictions(s, th, models, nodes=nodes, variants=variants)
+        return {"values": np.asarray(values), "estimators": est,
+                "constants": {k: np.asarray([c[k] for c in constants]) for k in constants[0]}}
+    results = [predict_spectrum(s, th, _model=m, nodes=nodes, variants=variants) for m in models]
+    return _stack(values, [r["estimators"] for r in results], [r["constants"] for r in results])
 
 
 CURVE_MEMORY = 2 << 30     # bytes of work arrays for one vmapped assembly of a curve
@@ -332,10 +398,15 @@ CURVE_MEMORY = 2 << 30     # bytes of work arrays for one vmapped assembly of a 
 _BYTES_PER_ATOM = {False: 1_000, True: 21_000}
 
 
+CURVE_CHUNK = 20    # points per vmapped assembly: curves of any length share one program
+
+
 def _curve_chunk(points: int, atoms: int, variants: bool) -> int:
-    """Points per vmapped assembly: all of them unless that exceeds CURVE_MEMORY."""
+    """Points per vmapped assembly: CURVE_CHUNK (a curve of fewer points is padded to it, as
+    compiling another program costs more than assembling the padding), fewer if that exceeds
+    CURVE_MEMORY."""
     per_point = max(atoms, 1) * _BYTES_PER_ATOM[bool(variants)]
-    return int(max(1, min(points, CURVE_MEMORY // per_point)))
+    return int(max(1, min(CURVE_CHUNK, CURVE_MEMORY // per_point)))
 
 
 def _stack(values, estimators, constants):

@@ -15,6 +15,7 @@ theory then describes a Gaussian design with that covariance and a truth with th
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import jax
@@ -48,10 +49,16 @@ class RealData:
 
 
 def load(name: str, plug_in_lam: float = 0.1) -> RealData:
-    """Load and summarize one dataset (see module docstring)."""
+    """Load and summarize one dataset (see module docstring); kept for the process (a sweep over
+    n/p and k/p loads each dataset once)."""
     enable_float64()
     if name not in DATASETS:
         raise InvalidParameterError(f"dataset must be one of {', '.join(DATASETS)}, got {name!r}.")
+    return _load(name, float(plug_in_lam))
+
+
+@functools.lru_cache(maxsize=8)
+def _load(name: str, plug_in_lam: float) -> RealData:
     try:
         from sklearn import datasets
     except ImportError:
@@ -83,6 +90,8 @@ def load(name: str, plug_in_lam: float = 0.1) -> RealData:
     gamma2 = float(np.mean(s * b**2))              # beta^T Sigma beta with Sigma = V diag(s) V^T / p
     theta = b**2 / gamma2
     sigma = float(np.sqrt(np.mean((y - X @ beta) ** 2))) if get_family(family).uses_sigma else 0.0
+    for a in (X, y, s, theta):
+        a.setflags(write=False)                    # shared by every caller of the cached load
     return RealData(name, family, X, y, s, theta, float(np.sqrt(gamma2)), sigma)
 
 
