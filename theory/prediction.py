@@ -18,8 +18,6 @@ correlations of the limit laws (`spearman`).
 
 from __future__ import annotations
 
-from functools import partial
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -274,17 +272,13 @@ def _spectrum_predictions(s, th, models, *, nodes, variants):
         if variants:
             tws.append(weighted_kernel_traces_general(**shape, tau_A2=trs[-1]["tau_A2"], w=np.asarray(w),
                                                       wt=np.asarray(wt)))
-    chunk = 1 if len(models) == 1 else _SPECTRUM_CHUNK       # one program per law size and chunk
-    parts = []
-    for start in range(0, len(models), chunk):              # the last chunk padded with its last point
-        idx = np.minimum(np.arange(start, start + chunk), len(models) - 1)
+    def assemble(idx):
         tr = {k: jnp.asarray([trs[i][k] for i in idx]) for k in trs[0]}
         tw = {k: jnp.asarray([tws[i][k] for i in idx]) for k in tws[0]} if variants else None
-        est = _with_broad_retry(_estimators_many, g, w, wt, c, t, tr, tw)[0]
-        parts.append({e: {k: np.broadcast_to(np.asarray(v), (chunk,)) for k, v in row.items()}
-                      for e, row in est.items()})
-    est = {e: {k: np.concatenate([part[e][k] for part in parts])[:len(models)] for k in row}
-           for e, row in parts[0].items()}
+        return _with_broad_retry(_estimators_many, g, w, wt, c, t, tr, tw)[0]
+
+    chunk = 1 if len(models) == 1 else _curve_chunk(len(models), g.size, variants, cap=_SPECTRUM_CHUNK)
+    est = _chunked(assemble, len(models), chunk)
     _check_finite(est, mp)
     constants = [{**mom, **{k: float(v) for k, v in {**a, **(b or {})}.items()},
                   "c": fp.c, "r": fp.r, "m": fp.m, "q": fp.q, "p": int(s.size)}
@@ -353,18 +347,14 @@ def predict_curve(vary: str, values, *, nodes: int = DEFAULT_NODES, variants: bo
     x_axis = 0 if x_arg.ndim == 2 else None
     static = dict(family=m0.family, nodes=nodes, identity=m0.projection == "identity", variants=variants,
                   x_axis=x_axis, grid_axis=grid_axis)
-    atoms_ = 0 if grid is None else int(np.shape(grid.nu)[-1])
-    chunk = _curve_chunk(len(models), atoms_, variants)
-    parts = []
-    for start in range(0, len(models), chunk):      # equal chunks (the last one padded): one program
-        idx = np.minimum(np.arange(start, start + chunk), len(models) - 1)
+    def assemble(idx):
         per_point = [x_arg if x_axis is None else x_arg[idx],
-                     grid if grid_axis is None else jax.tree.map(lambda v, i=idx: v[i], grid),
+                     grid if grid_axis is None else jax.tree.map(lambda v: v[idx], grid),
                      *(a[idx] for a in params)]
-        est, const = _with_broad_retry(_assemble_many, *per_point, **static)
-        keep = min(chunk, len(models) - start)
-        parts.append(jax.tree.map(lambda v, k=keep: np.broadcast_to(np.asarray(v), (chunk,))[:k], (est, const)))
-    est, const = jax.tree.map(lambda *v: np.concatenate(v), *parts)
+        return _with_broad_retry(_assemble_many, *per_point, **static)
+
+    atoms_ = 0 if grid is None else int(np.shape(grid.nu)[-1])
+    est, const = _chunked(assemble, len(models), _curve_chunk(len(models), atoms_, variants))
     _check_finite(est, f"{vary} in {values}")
     const.update({k: np.asarray([e[k] for e in extra]) for k in ("m", "q")})
     return {"values": np.asarray(values), "estimators": est, "constants": const}
@@ -401,12 +391,21 @@ _BYTES_PER_ATOM = {False: 1_000, True: 21_000}
 CURVE_CHUNK = 20    # points per vmapped assembly: curves of any length share one program
 
 
-def _curve_chunk(points: int, atoms: int, variants: bool) -> int:
-    """Points per vmapped assembly: CURVE_CHUNK (a curve of fewer points is padded to it, as
-    compiling another program costs more than assembling the padding), fewer if that exceeds
-    CURVE_MEMORY."""
+def _curve_chunk(points: int, atoms: int, variants: bool, cap: int = CURVE_CHUNK) -> int:
+    """Points per vmapped assembly: `cap` (a curve of fewer points is padded to it, as compiling
+    another program costs more than assembling the padding), fewer if that exceeds CURVE_MEMORY."""
     per_point = max(atoms, 1) * _BYTES_PER_ATOM[bool(variants)]
-    return int(max(1, min(CURVE_CHUNK, CURVE_MEMORY // per_point)))
+    return int(max(1, min(cap, CURVE_MEMORY // per_point)))
+
+
+def _chunked(assemble, points: int, chunk: int):
+    """assemble(idx) over equal chunks of point indices (the last one padded with the last point,
+    so that every chunk runs one compiled program), concatenated and cut to `points`."""
+    parts = []
+    for start in range(0, points, chunk):
+        idx = np.minimum(np.arange(start, start + chunk), points - 1)
+        parts.append(jax.tree.map(lambda v: np.broadcast_to(np.asarray(v), (chunk,)), assemble(idx)))
+    return jax.tree.map(lambda *v: np.concatenate(v)[:points], *parts)
 
 
 def _stack(values, estimators, constants):
