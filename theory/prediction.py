@@ -272,9 +272,10 @@ def _spectrum_predictions(s, th, models, *, nodes, variants):
         if variants:
             tws.append(weighted_kernel_traces_general(**shape, tau_A2=trs[-1]["tau_A2"], w=np.asarray(w),
                                                       wt=np.asarray(wt)))
+
     def assemble(idx):
-        tr = {k: jnp.asarray([trs[i][k] for i in idx]) for k in trs[0]}
-        tw = {k: jnp.asarray([tws[i][k] for i in idx]) for k in tws[0]} if variants else None
+        tr = {k: np.asarray([trs[i][k] for i in idx]) for k in trs[0]}
+        tw = {k: np.asarray([tws[i][k] for i in idx]) for k in tws[0]} if variants else None
         return _with_broad_retry(_estimators_many, g, w, wt, c, t, tr, tw)[0]
 
     chunk = 1 if len(models) == 1 else _curve_chunk(len(models), g.size, variants, cap=_SPECTRUM_CHUNK)
