@@ -126,6 +126,21 @@ def test_trak_equals_direct_numpy_formula(projection, lam_trak):
     np.testing.assert_allclose(got, want / M, rtol=1e-9, atol=1e-12)
 
 
+@pytest.mark.parametrize("shape", [(3, 7), (40, 30), (150, 120), (2, 9000)])
+@pytest.mark.parametrize("kind", ["gaussian", "rademacher"])
+def test_bucketed_draws_are_the_draws_in_shape(shape, kind):
+    """A draw in a bucketed size (one compiled sampler per bucket) starts with the numbers that
+    jax.random draws in the requested shape, bit for bit (sizes below, at and above MIN_BUCKET)."""
+    from sims.engine.data import MIN_BUCKET, bucket, flat_draw, take
+
+    size = shape[0] * shape[1]
+    assert bucket(size) >= max(size, MIN_BUCKET) and bucket(size) <= max(MIN_BUCKET, 1.25 * size)
+    key = jax.random.PRNGKey(3)
+    want = getattr(jax.random, "normal" if kind == "gaussian" else "rademacher")(key, shape, dtype=jnp.float64)
+    got = jax.jit(take, static_argnums=1)(flat_draw(key, size, kind), shape)
+    assert np.array_equal(np.asarray(got), np.asarray(want))
+
+
 def test_projection_entries_have_the_documented_law():
     P = np.asarray(projection_matrix(jax.random.PRNGKey(0), 400, 100, "gaussian"))
     assert abs(P.var() * 100 - 1.0) < 0.02 and abs(P.mean()) < 0.01

@@ -80,6 +80,26 @@ def test_lds_is_reported_for_every_estimator_and_loo():
     assert list(r["estimators"]["if"])[:5] == ["pearson", "spearman", "rel_error", "scale", "top_overlap"]
 
 
+def test_lds_refits_in_padded_chunks_equal_one_batch(monkeypatch):
+    """More subsets than SUBSET_CHUNK run in equal chunks (the last padded): the same outputs, bit
+    for bit, as one batch of all of them."""
+    import jax
+
+    from sims.engine import lds as L
+    from sims.engine.data import make_data
+    from sims.engine.fit import newton_fit
+
+    d = make_data(jax.random.PRNGKey(0), family="logistic", n=40, p=20, n_test=2, gamma=1.0, sigma=0.0)
+    fit = newton_fit(d.X, d.y, 0.2, family="logistic")
+    J = L.SUBSET_CHUNK + 3
+    masks, chunked = L.subset_outputs(jax.random.PRNGKey(1), d.X, d.y, d.X0, 0.2, fit.beta, family="logistic",
+                                      n_subsets=J)
+    monkeypatch.setattr(L, "SUBSET_CHUNK", J)
+    _, whole = L.subset_outputs(jax.random.PRNGKey(1), d.X, d.y, d.X0, 0.2, fit.beta, family="logistic",
+                                n_subsets=J)
+    assert chunked.shape == (2, J) and np.array_equal(chunked, whole)
+
+
 def test_lds_equals_a_direct_computation():
     import jax
     from scipy import stats

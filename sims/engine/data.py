@@ -48,11 +48,14 @@ def design_entries(key, shape, design: str = "gaussian"):
 FLAT_DRAWS = ("gaussian", "rademacher")   # elementwise transforms of the random bits
 
 
+MIN_BUCKET = 1 << 14     # drawing 16384 normals takes ~0.7 ms, compiling another sampler ~0.2 s
+
+
 def bucket(size: int) -> int:
     """`size` rounded up to m 2^e with m in 4..8 (at most 25% more; about 4 sizes per octave),
-    at least 1024."""
-    if size <= 1024:
-        return 1024
+    at least MIN_BUCKET (every small draw shares one sampler)."""
+    if size <= MIN_BUCKET:
+        return MIN_BUCKET
     e = size.bit_length() - 3
     return -(-size // (1 << e)) << e
 

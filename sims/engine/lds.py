@@ -46,16 +46,19 @@ def _refit_outputs(masks, X, y, X0, lam, beta0, tol, *, family: str):
 
 def subset_outputs(key, X, y, X0, lam, beta_hat, *, family: str, n_subsets: int,
                    fraction: float = 0.5, tol: float = 1e-10):
-    """(masks (J, n), actual outputs (T, J)) of refits on random subsets."""
+    """(masks (J, n), actual outputs (T, J)) of refits on random subsets. Beyond SUBSET_CHUNK
+    subsets the last chunk is padded with copies of its last mask, so that every chunk runs one
+    compiled program (a vmapped refit does not depend on the other rows of its batch)."""
     masks = subset_masks(key, X.shape[0], n_subsets, fraction)
+    size, rows = min(n_subsets, SUBSET_CHUNK), np.asarray(masks)    # (numpy: no program per slice)
     outs = []
-    for start in range(0, n_subsets, SUBSET_CHUNK):
-        chunk = masks[start:start + SUBSET_CHUNK]
-        out, status = _refit_outputs(chunk, X, y, X0, lam, beta_hat, tol, family=family)
+    for start in range(0, n_subsets, size):
+        idx = np.minimum(np.arange(start, start + size), n_subsets - 1)
+        out, status = _refit_outputs(rows[idx], X, y, X0, lam, beta_hat, tol, family=family)
         if np.any(np.asarray(status) != OK):
             raise NotConvergedError("a subset refit for the LDS did not converge; use a larger lam.")
         outs.append(np.asarray(out))
-    return masks, np.concatenate(outs, axis=0).T
+    return masks, np.concatenate(outs, axis=0)[:n_subsets].T
 
 
 @jax.jit
