@@ -46,12 +46,9 @@ def tiered_jit(fn=None, *, static_argnames=()):
         return functools.partial(tiered_jit, static_argnames=static_argnames)
     static = frozenset(static_argnames)
     fast_run = jax.jit(fn, static_argnames=tuple(static))
-    fast_compile = []                      # built at the first small call (after the probe)
-
-    def fast_compile_tier():
-        if not fast_compile:
-            fast_compile.append(jax.jit(fn, static_argnames=tuple(static), compiler_options=fast_compile_options()))
-        return fast_compile[0]
+    @functools.cache
+    def fast_compile_tier():               # built at the first small call (after the probe)
+        return jax.jit(fn, static_argnames=tuple(static), compiler_options=fast_compile_options())
 
     @functools.wraps(fn)
     def call(*args, **kwargs):
