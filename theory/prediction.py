@@ -328,7 +328,7 @@ def predict_curve(vary: str, values, *, nodes: int = DEFAULT_NODES, variants: bo
     if theta is not None:
         raise InvalidParameterError("theta needs a spectrum.")
     grid, grid_axis = quadrature(m0.family, m0.gamma, m0.sigma, nodes), None
-    if vary == "gamma" and grid is not None and m0.covariance == "isotropic":
+    if vary == "gamma" and grid is not None:
         grids = [quadrature(m.family, m.gamma, m.sigma, nodes) for m in models]
         if len({g.nu.shape for g in grids}) == 1:
             grid, grid_axis = jax.tree.map(lambda *a: np.stack(a), *grids), 0
