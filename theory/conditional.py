@@ -1,0 +1,619 @@
+"""TRAK conditional on the data: the random projection is the only randomness (docs/theory.md §11).
+
+Fix the training features X (n x p), the fit's gradients g (and curvatures w), test rows X0 (T x p)
+and a truth L (T x n: exact LOO, or the Newton step). One sketch P (p x k, iid N(0, 1/k) or
++-1/sqrt(k) entries) gives TRAK's scores
+
+    s_0i = -x0^T K x_i g_i,      K = P (P^T G P + lamT I_k)^{-1} P^T,      G = X^T X,
+
+and M sketches average M such scores. As k and the rank of G grow together, with R = (G + mu I)^{-1}:
+
+  (C1) first order:   K ~ R, the effective ridge mu solving  lamT = mu (1 - df1(mu)/k),
+                      df1 = tr G R (for lamT = 0: df1(mu) = k, which needs k < rank G);
+  (C2) second order:  the bilinear forms u^T K v are jointly Gaussian around u^T R v with
+                      Cov(u^T K v, u'^T K v') = c [(u^T R^2 u')(v^T R^2 v') + (u^T R^2 v')(v^T R^2 u')],
+                      c = mu^2 / (k - df2),  df2 = tr G^2 R^2;  M sketches divide c by M.
+
+Derivation (docs/theory.md §11): with C = G^{1/2}, C K C = I - lamT (S + lamT)^{-1} where
+S = C P P^T C is the sample covariance of k Gaussian vectors of covariance G, so (C1) is the
+deterministic equivalent of a Wishart resolvent and (C2) its martingale CLT, the feedback of the
+shared resolvent giving the factor 1/(1 - df2/k). Anchors: LeJeune, Patil, Javadi, Baraniuk,
+Tibshirani, arXiv 2211.03751 (first and second order of the sketched pseudoinverse); Patil &
+LeJeune, arXiv 2310.04357 (ensembles of M sketches conditional on the data). Rademacher sketches
+use the same law (universality; the fourth-cumulant correction is O(1/p) for delocalized vectors).
+
+Hence, for one test row, the scores of any sketched estimator are a Gaussian vector s = m + e with
+
+    m_i = -a_i x0^T R x_i,    Cov(e_i, e_j) = (c/M) [ A (F F^T)_ij + b_i b_j ],
+    F = diag(a) X R  (n x p),  b_i = a_i x0^T R^2 x_i,  A = x0^T R^2 x0,
+
+where a_i is the estimator's weight on point i (TRAK: g_i; the leverage variants divide it by the
+mean leave-one-out factor, treating the leverage as deterministic at its equivalent x_i^T R x_i).
+
+Metrics against the truth, per test row (conditional expectations over sketches):
+  Spearman    exact under that Gaussian law: E[rank_i(s)] = 1 + sum_{j != i} Phi((m_i - m_j)/sd(e_i - e_j)),
+              so E[rho_S] = sum_i c_i E[rank_i(s)] / (||c|| sqrt(n(n^2 - 1)/12)), c_i the centred
+              (average) ranks of the truth. The sum over pairs is taken over all n - 1 cyclic shifts
+              j = i + d (mod n) when n (n - 1) <= `pairs`, otherwise over a seeded random subset of
+              shifts: an unbiased estimate whose standard error is reported (`spearman_error`).
+  Pearson,    second-order delta method, closed form in Gaussian moments: for N = <s, u>,
+  scale,      Q = (s - v)^T P (s - v) (P the centring J or I),
+  rel_error       E[N Q^-1/2] ~ N Q^-1/2 (1 + 3 Var Q/(8 Q^2)) - Cov(N, Q)/(2 Q^3/2),
+                  E[N / Q]    ~ N/Q (1 + Var Q/Q^2) - Cov(N, Q)/Q^2,
+                  E[Q^1/2]    ~ Q^1/2 (1 - Var Q/(8 Q^2))    (N, Q at their means),
+              Var Q = 4 (m - v)^T P Sigma P (m - v) + 2 tr((P Sigma)^2), Cov(N, Q) = 2 u^T Sigma P (m - v);
+              every term reduces to r x r matrices in the eigenbasis of G (no n-vector is formed).
+
+Cost: one eigendecomposition of G (p x p, or via X X^T when n < p), X U (n p r), two r x r Grams
+(n r^2); then per (k, lamT): a scalar root, one T x r x n product (the means, for Spearman),
+r x r products for the closed forms, and T n J normal CDFs per M (J shifts).
+
+Estimators (all with a weight a_i, a Gram and a kernel; `CONDITIONAL_ESTIMATORS`):
+  trak       -x0^T K x_i g_i,                 G = X^T X
+  trak_w     the same with G = X^T diag(w) X  (Hessian-weighted Gram)
+  trak_lev   trak_i / (1 - h_i),   h_i = x_i^T K x_i ~ x_i^T R x_i              (G = X^T X)
+  trak_wlev  trak_w_i / (1 - w_i h_i),  h_i = x_i^T K_w x_i ~ x_i^T R_w x_i       (G = X^T diag(w) X)
+With w and lam given, IF (-x0^T H^{-1} x_i g_i, H = X^T diag(w) X + lam I) and NS (IF_i/(1 - w_i h_i))
+are computed exactly (they do not depend on P: the weighted kernel at mu = lam with c = 0).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import numpy as np
+
+from .errors import EstimatorDoesNotExistError, InvalidParameterError
+from .params import check_int, check_real
+
+METRICS = ("pearson", "spearman", "rel_error", "scale")
+PROJECTIONS = ("gaussian", "rademacher")
+DEFAULT_PAIRS = 1 << 19        # pairs (i, j) per test row for Spearman; n (n - 1) below this: all pairs (exact)
+
+
+class Kernel(NamedTuple):
+    """What an estimator needs of its (sketched) kernel: the Gram it sketches, its weights on the
+    training points and whether it divides by a leave-one-out factor (`leverage`: None, "plain"
+    1/(1 - h_i) or "weighted" 1/(1 - w_i h_i))."""
+
+    gram: str            # "plain" (X^T X) or "weighted" (X^T diag(w) X)
+    leverage: str | None
+
+
+CONDITIONAL_ESTIMATORS = {
+    "trak": Kernel("plain", None),
+    "trak_w": Kernel("weighted", None),
+    "trak_lev": Kernel("plain", "plain"),
+    "trak_wlev": Kernel("weighted", "weighted"),
+}
+EXACT_ESTIMATORS = ("if", "ns")
+
+
+# ------------------------------------------------------------------------------- eigenbasis
+@dataclass(frozen=True)
+class Basis:
+    """G = X^T diag(v) X in its eigenbasis U (p x r, the directions with nonzero eigenvalue when
+    n < p; all p otherwise): eigenvalues s (r,), Xt = X U (n x r), X0t = X0 U (T x r), and the
+    squared norm of each test row outside span(U) (`null2`, T,; zero when r = p)."""
+
+    s: np.ndarray
+    Xt: np.ndarray
+    X0t: np.ndarray
+    null2: np.ndarray
+    p: int
+    rank: int
+
+
+def eigenbasis(X, X0, weights=None) -> Basis:
+    """`Basis` of G = X^T diag(weights) X (weights default 1): eigh of the p x p Gram when p <= n,
+    of the n x n Gram (then U = X^T diag(v)^1/2 W s^-1/2) when n < p. Eigenvalues below
+    max(s) max(n, p) eps count as zero (they enter the rank, not the kernel's equivalent)."""
+    X = np.asarray(X, dtype=np.float64)
+    X0 = np.asarray(X0, dtype=np.float64)
+    n, p = X.shape
+    sq = np.ones(n) if weights is None else np.sqrt(np.asarray(weights, dtype=np.float64))
+    Y = X * sq[:, None]
+    if p <= n:
+        s, U = np.linalg.eigh(Y.T @ Y)
+        s = np.clip(s, 0.0, None)
+        tol = s[-1] * max(n, p) * np.finfo(float).eps
+        rank = int(np.sum(s > tol))
+        s = np.where(s > tol, s, 0.0)
+        return Basis(s, X @ U, X0 @ U, np.zeros(X0.shape[0]), p, rank)
+    mu, W = np.linalg.eigh(Y @ Y.T)
+    tol = max(mu[-1], 0.0) * max(n, p) * np.finfo(float).eps
+    keep = mu > tol
+    s, W = mu[keep], W[:, keep]
+    U = (Y.T @ W) / np.sqrt(s)                       # right singular vectors of Y, p x r
+    X0t = X0 @ U
+    null2 = np.maximum(np.sum(X0 * X0, axis=1) - np.sum(X0t * X0t, axis=1), 0.0)
+    return Basis(s, X @ U, X0t, null2, p, int(s.size))
+
+
+# ------------------------------------------------------------------------------ the sketch
+class Sketch(NamedTuple):
+    """(C1)-(C2) of a Gram with eigenvalues s for projection size k and ridge lamT: the effective
+    ridge mu, r_j = 1/(s_j + mu) on the eigenbasis, r_null = 1/mu off it, c = mu^2/(k - df2),
+    and the degrees of freedom df1 = tr G R, df2 = tr G^2 R^2. mu = 0, c = 0 is the exact case
+    k = p = rank with lamT = 0 (then K = G^{-1} for every P)."""
+
+    mu: float
+    r: np.ndarray
+    r_null: float
+    c: float
+    df1: float
+    df2: float
+
+
+def _df(s, mu):
+    return float(np.sum(s / (s + mu))), float(np.sum((s / (s + mu)) ** 2))
+
+
+def effective_ridge(s, k: int, lam_trak: float, rank: int, p: int) -> float:
+    """mu of (C1): the root of mu (1 - df1(mu)/k) = lamT above the root mu0 of df1 = k (mu0 = 0
+    when k >= rank). f(mu) = mu (1 - df1/k) has f' = 1 - df2/k, negative up to mu0 and rising to 1,
+    so the root is unique on (mu0, lamT + tr G/k]. Raises EstimatorDoesNotExistError for lamT = 0
+    with k >= rank (the sketched Gram is singular), except k = p = rank (exact, mu = 0)."""
+    from .general import brentq
+
+    s = np.asarray(s, float)
+    if lam_trak == 0.0:
+        if k == p == rank:
+            return 0.0
+        if k >= rank:
+            raise EstimatorDoesNotExistError(
+                f"with lam_trak = 0 the sketched Gram P^T G P is singular for k = {k} >= rank {rank} "
+                "of the features (k = p = rank excepted): use k < rank or lam_trak > 0.")
+    mu0 = 0.0
+    if k < rank:
+        f0 = lambda mu: _df(s, mu)[0] - k  # noqa: E731
+        hi = float(np.max(s)) * rank / max(k, 1) + 1.0
+        while f0(hi) > 0:
+            hi *= 4.0
+        mu0 = brentq(f0, 0.0, hi, xtol=1e-300, rtol=1e-15)
+    if lam_trak == 0.0:
+        return mu0
+    f = lambda mu: mu * (1.0 - _df(s, mu)[0] / k) - lam_trak  # noqa: E731
+    hi = lam_trak + float(np.sum(s)) / k
+    while f(hi) < 0:
+        hi *= 2.0
+    return brentq(f, mu0, hi, xtol=1e-300, rtol=1e-15)
+
+
+def sketch(basis: Basis, k: int, lam_trak: float) -> Sketch:
+    """`Sketch` of the basis's Gram for projection size k and ridge lamT."""
+    mu = effective_ridge(basis.s, k, lam_trak, basis.rank, basis.p)
+    if mu == 0.0:
+        s = basis.s
+        return Sketch(0.0, 1.0 / s, math.inf, 0.0, float(basis.rank), float(basis.rank))
+    df1, df2 = _df(basis.s, mu)
+    return Sketch(mu, 1.0 / (basis.s + mu), 1.0 / mu, mu * mu / (k - df2), df1, df2)
+
+
+def ridge_kernel(basis: Basis, mu: float) -> Sketch:
+    """The unsketched ridge kernel (G + mu I)^{-1}: no fluctuation (c = 0)."""
+    df1, df2 = _df(basis.s, mu)
+    return Sketch(mu, 1.0 / (basis.s + mu), 1.0 / mu, 0.0, df1, df2)
+
+
+# ------------------------------------------------------------------------------ the truth
+class Truth(NamedTuple):
+    """Per test row: the truth L (T x n), centred (Lc), and its centred average ranks (ranks) with
+    their norms."""
+
+    L: np.ndarray
+    Lc: np.ndarray
+    ranks: np.ndarray
+    norm: np.ndarray        # ||L||
+    norm_c: np.ndarray      # ||Lc||
+    norm_ranks: np.ndarray  # ||ranks||
+
+
+def prepare_truth(L) -> Truth:
+    from scipy.stats import rankdata
+
+    L = np.asarray(L, dtype=np.float64)
+    Lc = L - L.mean(axis=1, keepdims=True)
+    ranks = rankdata(L, axis=1) - (L.shape[1] + 1) / 2.0
+    return Truth(L, Lc, ranks, np.linalg.norm(L, axis=1), np.linalg.norm(Lc, axis=1),
+                 np.linalg.norm(ranks, axis=1))
+
+
+# --------------------------------------------------------------------------- the score law
+class ScoreLaw(NamedTuple):
+    """The Gaussian law of one estimator's scores on every test row (module docstring): weights
+    a_i, means m (T x n), b (T x n), A (T,), the fluctuation constant c (one sketch) and the
+    kernel (basis, sketch)."""
+
+    weights: np.ndarray
+    mean: np.ndarray
+    b: np.ndarray
+    A: np.ndarray
+    c: float
+    basis: Basis
+    kern: Sketch
+
+
+def leverage(basis: Basis, kern: Sketch) -> np.ndarray:
+    """h_i = x_i^T R x_i (the equivalent of x_i^T K x_i), n."""
+    return np.einsum("ij,j,ij->i", basis.Xt, kern.r, basis.Xt)
+
+
+def score_law(basis: Basis, kern: Sketch, weights) -> ScoreLaw:
+    """m_i = -a_i x0^T R x_i, b_i = a_i x0^T R^2 x_i, A = x0^T R^2 x0 (r_null^2 off the basis)."""
+    X0t, r = basis.X0t, kern.r
+    both = basis.Xt @ np.concatenate([(X0t * r).T, (X0t * r * r).T], axis=1)     # n x 2T
+    T = X0t.shape[0]
+    mean = -(both[:, :T] * weights[:, None]).T
+    b = (both[:, T:] * weights[:, None]).T
+    rn2 = 0.0 if not np.isfinite(kern.r_null) else kern.r_null ** 2
+    A = np.sum(X0t * X0t * r * r, axis=1) + rn2 * basis.null2
+    return ScoreLaw(weights, mean, b, A, kern.c, basis, kern)
+
+
+# -------------------------------------------------------------------- closed-form moments
+class _Grams(NamedTuple):
+    """Weighted Grams of the basis for weights a: BI = Xt^T diag(a^2) Xt, BJ = Xt^T diag(a) J
+    diag(a) Xt, and the truth's projections uL = Xt^T (a * L^T), uLc = Xt^T (a * Lc^T) (r x T)."""
+
+    BI: np.ndarray
+    BJ: np.ndarray
+    uL: np.ndarray
+    uLc: np.ndarray
+
+
+def _grams(basis: Basis, weights, truth: Truth) -> _Grams:
+    Xa = basis.Xt * weights[:, None]
+    BI = Xa.T @ Xa
+    sa = Xa.sum(axis=0)
+    BJ = BI - np.outer(sa, sa) / Xa.shape[0]
+    return _Grams(BI, BJ, Xa.T @ truth.L.T, Xa.T @ truth.Lc.T)
+
+
+def closed_form_metrics(law: ScoreLaw, grams: _Grams, truth: Truth, n_proj: int) -> dict:
+    """Pearson, scale and relative error per test row by the second-order delta method of the
+    module docstring (exact moments of the Gaussian law, r x r algebra)."""
+    r = law.kern.r
+    X0t = law.basis.X0t
+    u1, u2 = X0t * r, X0t * r * r                       # T x r: R x0 and R^2 x0 in the basis
+    cM, A = law.c / n_proj, law.A
+    out = {}
+    for P, B, uv, nu, norm in (("J", grams.BJ, grams.uLc.T, truth.Lc, truth.norm_c),
+                               ("I", grams.BI, grams.uL.T, truth.L, truth.norm)):
+        Bu1, Bu2 = u1 @ B, u2 @ B                       # B symmetric: rows are (B u)^T
+        mPm = np.sum(u1 * Bu1, axis=1)                  # m^T P m
+        mPl = -np.sum(u1 * uv, axis=1)                  # m^T P l  (l = truth, centred for J)
+        bPb = np.sum(u2 * Bu2, axis=1)
+        bPm = -np.sum(u2 * Bu1, axis=1)
+        bPl = np.sum(u2 * uv, axis=1)
+        lPl = np.sum(nu * nu, axis=1)
+        Fl, Fm, Fb = r * uv, -r * Bu1, r * Bu2          # F^T P l, F^T P m, F^T P b
+        rBr = r[:, None] * B * r[None, :]
+        trF, trF2 = float(np.trace(rBr)), float(np.sum(rBr * rBr))
+        trS = cM * (A * trF + bPb)                                       # tr(P Sigma)
+        trS2 = cM**2 * (A**2 * trF2 + 2 * A * np.sum(Fb * Fb, axis=1) + bPb**2)   # tr((P Sigma)^2)
+        if P == "J":       # Pearson: N = <s, Lc>, Q = s^T J s
+            N, Q = mPl, mPm + trS
+            cov = 2 * cM * (A * np.sum(Fl * Fm, axis=1) + bPl * bPm)
+            varQ = 4 * cM * (A * np.sum(Fm * Fm, axis=1) + bPm**2) + 2 * trS2
+            out["pearson"] = (N / np.sqrt(Q) * (1 + 3 * varQ / (8 * Q * Q)) - cov / (2 * Q**1.5)) / norm
+        else:              # scale: N = <s, L>, Q = s^T s;  rel_error: Q = ||s - L||^2
+            N, Q = mPl, mPm + trS
+            cov = 2 * cM * (A * np.sum(Fl * Fm, axis=1) + bPl * bPm)
+            varQ = 4 * cM * (A * np.sum(Fm * Fm, axis=1) + bPm**2) + 2 * trS2
+            out["scale"] = N / Q * (1 + varQ / (Q * Q)) - cov / (Q * Q)
+            Fd, bPd = Fm - Fl, bPm - bPl                                 # F^T (m - L), b^T (m - L)
+            Qe = mPm - 2 * mPl + lPl + trS
+            varQe = 4 * cM * (A * np.sum(Fd * Fd, axis=1) + bPd**2) + 2 * trS2
+            out["rel_error"] = np.sqrt(Qe) * (1 - varQe / (8 * Qe * Qe)) / norm
+    return out
+
+
+# ---------------------------------------------------------------------------- Spearman
+def pair_shifts(n: int, pairs: int, key) -> tuple[np.ndarray, bool]:
+    """Cyclic shifts d (pairs (i, i + d mod n)): all n - 1 when n (n - 1) <= pairs (exact), else
+    max(1, pairs // n) distinct ones drawn with jax.random from `key`."""
+    if n * (n - 1) <= pairs:
+        return np.arange(1, n), True
+    import jax
+
+    J = max(1, min(n - 2, pairs // n))
+    return np.sort(np.asarray(jax.random.choice(key, n - 1, (J,), replace=False))) + 1, False
+
+
+def pair_products(basis: Basis, kern: Sketch, shifts) -> tuple[np.ndarray, np.ndarray]:
+    """(Q_ii, Q_{i,i+d}) with Q_ij = x_i^T R^2 x_j: (n,), (J, n)."""
+    Y = basis.Xt * kern.r
+    Qii = np.sum(Y * Y, axis=1)
+    Qd = np.stack([np.einsum("ij,ij->i", Y, np.roll(Y, -int(d), axis=0)) for d in shifts])
+    return Qii, Qd
+
+
+def _pair_sums_fn():
+    import jax
+    import jax.numpy as jnp
+
+    @jax.jit
+    def pair_sums(mean, b, A, a, Qii, Qd, shifts, ranks, cM):
+        """sum_i ranks_ti P(s_t,i+d < s_ti) for each shift d, row t and M: (J, T, nM). Laid out
+        n x T, partners by a dynamic slice of the doubled arrays (6x faster than jnp.roll + einsum)."""
+        n = mean.shape[1]
+        mT, bT, rT = mean.T, b.T, ranks.T
+        m2, b2 = jnp.concatenate([mT, mT]), jnp.concatenate([bT, bT])
+        a2, Q2 = jnp.concatenate([a, a]), jnp.concatenate([Qii, Qii])
+
+        def one(carry, x):
+            d, q = x
+            mj, bj = jax.lax.dynamic_slice_in_dim(m2, d, n), jax.lax.dynamic_slice_in_dim(b2, d, n)
+            aj, Qjj = jax.lax.dynamic_slice_in_dim(a2, d, n), jax.lax.dynamic_slice_in_dim(Q2, d, n)
+            D = a * a * Qii + aj * aj * Qjj - 2.0 * a * aj * q            # ||F_i - F_j||^2
+            var1 = D[:, None] * A[None, :] + (bT - bj) ** 2                 # Var(e_i - e_j) / c, n x T
+            dm = mT - mj
+            out = []
+            for j in range(cM.shape[0]):
+                # Phi(dm/sd) (absolute error ~1e-16). The smallest normal float keeps sd = 0 finite:
+                # then Phi is the step 1{dm > 0} (1/2 at a tie), as for a fixed estimator. (No
+                # jnp.where: it stops XLA from vectorizing erf, 7x slower.)
+                z = dm * jax.lax.rsqrt(2.0 * cM[j] * var1 + TINY)
+                Phi = 0.5 + 0.5 * jax.lax.erf(z)
+                out.append(jnp.sum(Phi * rT, axis=0))
+            return carry, jnp.stack(out, axis=-1)
+        return jax.lax.scan(one, 0, (shifts, Qd))[1]
+    return pair_sums
+
+
+TINY = float(np.finfo(np.float64).tiny)
+_PAIR_SUMS = []
+
+
+def spearman_pair_sums(mean, b, A, a, Qii, Qd, shifts, ranks, cM):
+    if not _PAIR_SUMS:
+        _PAIR_SUMS.append(_pair_sums_fn())
+    import jax
+
+    args = [jax.device_put(np.asarray(v, dtype=np.float64)) for v in (mean, b, A, a, Qii, Qd)]
+    return np.asarray(_PAIR_SUMS[0](*args, jax.device_put(np.asarray(shifts, dtype=np.int64)),
+                                    jax.device_put(ranks), jax.device_put(np.asarray(cM, dtype=np.float64))))
+
+
+def spearman(laws: list, truth: Truth, n_projs, shifts, pair_q, exact: bool) -> tuple:
+    """E[Spearman] of each law (per test row, per M) and the standard error of the row mean from
+    sampling the shifts (0 when exact). pair_q[j] = (Qii, Qd) of law j's kernel."""
+    n = truth.L.shape[1]
+    norm = truth.norm_ranks * math.sqrt(n * (n * n - 1) / 12.0)
+    Ms = np.asarray(n_projs, dtype=np.float64)
+    out = []
+    for law, (Qii, Qd) in zip(laws, pair_q):
+        sums = spearman_pair_sums(law.mean, law.b, law.A, law.weights, Qii, Qd, np.asarray(shifts),
+                                  truth.ranks, law.c / Ms)           # (J, T, nM): sum_i c_i Phi_i,i+d
+        per_shift = (n - 1) * sums / norm[None, :, None]
+        rows = per_shift.mean(axis=0)                                  # T x nM
+        J, N = len(shifts), n - 1
+        if exact or J < 2:
+            err = np.zeros(len(Ms))
+        else:
+            fpc = (N - J) / (N - 1)
+            err = per_shift.mean(axis=1).std(axis=0, ddof=1) / math.sqrt(J) * math.sqrt(fpc)
+        out.append((rows, err))
+    return out
+
+
+# ------------------------------------------------------------------------------- the model
+def _summary(rows) -> dict:
+    rows = np.asarray(rows, dtype=np.float64)
+    T = rows.size
+    se = float(rows.std(ddof=1) / math.sqrt(T)) if T > 1 else 0.0
+    return {"mean": float(rows.mean()), "se": se, "rows": rows.tolist()}
+
+
+def _check_array(name, a, ndim):
+    try:
+        a = np.asarray(a, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise InvalidParameterError(f"{name} must be a numeric array.") from None
+    if a.ndim != ndim:
+        raise InvalidParameterError(f"{name} must be {ndim}-D, got shape {a.shape}.")
+    if not np.all(np.isfinite(a)):
+        raise InvalidParameterError(f"{name} contains non-finite values (NaN or inf).")
+    return a
+
+
+class ConditionalModel:
+    """The data-dependent part of the conditional theory, computed once: the eigenbases of X^T X
+    (and X^T diag(w) X), the truth's ranks and the Grams of the closed forms. `predict` then
+    evaluates any (k, lamT, M). Arrays in, predictions out: no fitting (g, w come from the user's fit)."""
+
+    def __init__(self, X, g, X0, truth, *, w=None, lam=None):
+        X = _check_array("X", X, 2)
+        n, p = X.shape
+        if n < 2 or p < 1:
+            raise InvalidParameterError(f"X must have at least 2 rows and 1 column, got {n} x {p}.")
+        g = _check_array("g", g, 1)
+        if g.shape[0] != n:
+            raise InvalidParameterError(f"g has length {g.shape[0]} but X has {n} rows.")
+        X0 = _check_array("X0", X0, 2)
+        if X0.shape[1] != p:
+            raise InvalidParameterError(f"X0 has {X0.shape[1]} columns but X has {p}.")
+        L = _check_array("truth", truth, 2)
+        if L.shape != (X0.shape[0], n):
+            raise InvalidParameterError(f"truth must be (T, n) = ({X0.shape[0]}, {n}), got {L.shape}.")
+        flat = np.flatnonzero(np.ptp(L, axis=1) == 0)
+        if flat.size:
+            raise InvalidParameterError(f"truth row {int(flat[0])} is constant: its correlation with any "
+                                        "estimator is undefined.")
+        if not np.any(g != 0):
+            raise InvalidParameterError("g is zero everywhere: every influence is zero.")
+        if w is not None:
+            w = _check_array("w", w, 1)
+            if w.shape[0] != n:
+                raise InvalidParameterError(f"w has length {w.shape[0]} but X has {n} rows.")
+            if np.any(w < 0):
+                raise InvalidParameterError("w must be >= 0 (the loss's second derivatives).")
+        if lam is not None:
+            lam = check_real("lam", lam, lo=0.0, lo_open=True)
+            if w is None:
+                raise InvalidParameterError("lam (for IF and NS) needs the curvatures w.")
+        self.n, self.p, self.T = n, p, X0.shape[0]
+        self.g, self.w, self.lam = g, w, lam
+        self.truth = prepare_truth(L)
+        self.bases = {"plain": eigenbasis(X, X0)}
+        if w is not None:
+            self.bases["weighted"] = eigenbasis(X, X0, w)
+        self._grams = {}
+
+    @property
+    def rank(self) -> int:
+        return self.bases["plain"].rank
+
+    def available(self) -> tuple:
+        """Estimators this model can predict (the weighted ones need w)."""
+        return tuple(e for e, kern in CONDITIONAL_ESTIMATORS.items() if kern.gram in self.bases)
+
+    def _weights(self, name, kern_spec: Kernel, basis, kern) -> np.ndarray:
+        if kern_spec.leverage is None:
+            return self.g
+        h = leverage(basis, kern)
+        if kern_spec.leverage == "weighted":
+            h = self.w * h
+        if np.any(h >= 1.0):
+            raise EstimatorDoesNotExistError(f"{name}: a leave-one-out factor 1 - h_i is <= 0 at this "
+                                             "(k, lam_trak); the variant is undefined there.")
+        return self.g / (1.0 - h)
+
+    def _grams_for(self, key, basis, weights) -> _Grams:
+        if key is None:
+            return _grams(basis, weights, self.truth)
+        if key not in self._grams:
+            self._grams[key] = _grams(basis, weights, self.truth)
+        return self._grams[key]
+
+    def laws(self, k: int, lam_trak: float, estimators) -> dict:
+        """{name: ScoreLaw} at (k, lamT) for each name in `estimators`."""
+        kerns, laws = {}, {}
+        for name in estimators:
+            spec = CONDITIONAL_ESTIMATORS[name]
+            basis = self.bases[spec.gram]
+            if spec.gram not in kerns:
+                kerns[spec.gram] = sketch(basis, k, lam_trak)
+            kern = kerns[spec.gram]
+            laws[name] = score_law(basis, kern, self._weights(name, spec, basis, kern))
+        return laws
+
+    def predict(self, k, lam_trak=0.0, n_proj=1, *, projection: str = "gaussian", estimators=None,
+                pairs: int = DEFAULT_PAIRS, seed: int = 0) -> dict:
+        """Predictions at one (k, lamT) for one or several M (`n_proj`, int or sequence).
+
+        Returns {"k", "lam_trak", "n_proj", "estimators": {name: {metric: {"mean", "se", "rows"}}}
+        (a list over M when n_proj is a sequence), "constants": {mu, c, df1, df2 per Gram},
+        "spearman_error"}: mean and s.e. over test rows; `spearman_error` is the standard error
+        of the row-mean Spearman from sampling pairs (0 when exact)."""
+        k = check_int("k", k, lo=1, hi=self.p)
+        lam_trak = check_real("lam_trak", lam_trak, lo=0.0)
+        if projection not in PROJECTIONS:
+            raise InvalidParameterError(f"projection must be one of {', '.join(PROJECTIONS)}, got {projection!r}.")
+        many = np.ndim(n_proj) > 0
+        Ms = [check_int("n_proj", m, lo=1) for m in np.atleast_1d(n_proj).tolist()]
+        if not Ms:
+            raise InvalidParameterError("n_proj needs at least one value.")
+        pairs = check_int("pairs", pairs, lo=1)
+        names = list(self.available() if estimators is None else estimators)
+        for name in names:
+            if name not in CONDITIONAL_ESTIMATORS:
+                raise InvalidParameterError(f"unknown estimator {name!r} (known: {', '.join(CONDITIONAL_ESTIMATORS)}).")
+            if CONDITIONAL_ESTIMATORS[name].gram not in self.bases:
+                raise InvalidParameterError(f"{name} needs the curvatures w.")
+        laws = self.laws(k, lam_trak, names)
+        import jax
+
+        shifts, exact = pair_shifts(self.n, pairs, jax.random.PRNGKey(seed))
+        pq_cache = {}
+        pair_q = []
+        for name in names:
+            law = laws[name]
+            key = id(law.kern)
+            if key not in pq_cache:
+                pq_cache[key] = pair_products(law.basis, law.kern, shifts)
+            pair_q.append(pq_cache[key])
+        sp = spearman([laws[nm] for nm in names], self.truth, Ms, shifts, pair_q, exact)
+        per_M = [{} for _ in Ms]
+        sp_err = [{} for _ in Ms]
+        for name, (rows, err) in zip(names, sp):
+            spec = CONDITIONAL_ESTIMATORS[name]
+            law = laws[name]
+            gkey = (spec.gram, "g") if spec.leverage is None else None
+            grams = self._grams_for(gkey, law.basis, law.weights)
+            for j, M in enumerate(Ms):
+                cf = closed_form_metrics(law, grams, self.truth, M)
+                per_M[j][name] = {"pearson": _summary(cf["pearson"]), "spearman": _summary(rows[:, j]),
+                                  "rel_error": _summary(cf["rel_error"]), "scale": _summary(cf["scale"])}
+                sp_err[j][name] = float(err[j])
+        constants = {}
+        for name in names:
+            kern = laws[name].kern
+            constants[CONDITIONAL_ESTIMATORS[name].gram] = dict(mu=kern.mu, c=kern.c, df1=kern.df1, df2=kern.df2)
+        exact_est = self.exact_estimators() if self.lam is not None else {}
+        points = []
+        for j, M in enumerate(Ms):
+            est = dict(per_M[j])
+            est.update(exact_est)
+            points.append({"k": k, "lam_trak": lam_trak, "n_proj": M, "projection": projection,
+                           "estimators": est, "constants": constants, "spearman_error": sp_err[j],
+                           "pairs": {"shifts": int(len(shifts)), "exact": bool(exact)}})
+        return points if many else points[0]
+
+    def exact_estimators(self) -> dict:
+        """IF and NS on the data (no sketch): their metrics against the truth, exactly."""
+        if "exact" not in self._grams:
+            basis = self.bases["weighted"]
+            kern = ridge_kernel(basis, self.lam)
+            h = self.w * leverage(basis, kern)
+            out = {}
+            for name, weights in (("if", self.g), ("ns", self.g / (1.0 - h))):
+                law = score_law(basis, kern, weights)
+                out[name] = _exact_metrics(law.mean, self.truth)
+            self._grams["exact"] = out
+        return self._grams["exact"]
+
+
+def _exact_metrics(S, truth: Truth) -> dict:
+    """Metrics of fixed scores S (T x n) against the truth."""
+    from scipy.stats import rankdata
+
+    Sc = S - S.mean(axis=1, keepdims=True)
+    rs = rankdata(S, axis=1) - (S.shape[1] + 1) / 2.0
+    pear = np.sum(Sc * truth.Lc, axis=1) / (np.linalg.norm(Sc, axis=1) * truth.norm_c)
+    spear = np.sum(rs * truth.ranks, axis=1) / (np.linalg.norm(rs, axis=1) * truth.norm_ranks)
+    rel = np.linalg.norm(S - truth.L, axis=1) / truth.norm
+    scale = np.sum(S * truth.L, axis=1) / np.sum(S * S, axis=1)
+    return {"pearson": _summary(pear), "spearman": _summary(spear), "rel_error": _summary(rel),
+            "scale": _summary(scale)}
+
+
+def predict_conditional(X, g, X0, truth, *, k, lam_trak=0.0, n_proj=1, projection: str = "gaussian",
+                        w=None, lam=None, estimators=None, pairs: int = DEFAULT_PAIRS, seed: int = 0):
+    """TRAK's Pearson, Spearman, relative error and best-fit scale against `truth`, conditional on
+    the data (X, g, X0): the projection is the only randomness (module docstring, docs/theory.md §11).
+
+    k, lam_trak and n_proj may each be a number or a sequence; with all three numbers the result
+    is one point {"k", "lam_trak", "n_proj", "estimators", "constants", "spearman_error"},
+    otherwise {"curve": [points over k x lam_trak x n_proj]}. Estimators: "trak" always; "trak_w",
+    "trak_lev", "trak_wlev" with the curvatures w; "if" and "ns" (exact, no sketch) with w and lam.
+    Each metric is {"mean", "se" (over test rows), "rows"}. Spearman is the exact expectation under
+    the Gaussian law (over all pairs, or an unbiased sample of `pairs` pairs per row, seeded by
+    `seed`, its error in `spearman_error`); the other metrics are closed forms.
+    Raises InvalidParameterError (bad input) or EstimatorDoesNotExistError (lam_trak = 0 with
+    k >= rank)."""
+    model = ConditionalModel(X, g, X0, truth, w=w, lam=lam)
+    ks, lts = np.atleast_1d(k).tolist(), np.atleast_1d(lam_trak).tolist()
+    if np.ndim(k) == 0 and np.ndim(lam_trak) == 0:
+        return model.predict(k, lam_trak, n_proj, projection=projection, estimators=estimators,
+                             pairs=pairs, seed=seed)
+    curve = []
+    Ms = list(np.atleast_1d(n_proj).tolist())
+    for lt in lts:
+        for kk in ks:
+            curve.extend(model.predict(kk, lt, Ms, projection=projection, estimators=estimators,
+                                       pairs=pairs, seed=seed))
+    return {"curve": curve}
