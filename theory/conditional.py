@@ -33,9 +33,11 @@ mean leave-one-out factor, treating the leverage as deterministic at its equival
 Metrics against the truth, per test row (conditional expectations over sketches):
   Spearman    exact under that Gaussian law: E[rank_i(s)] = 1 + sum_{j != i} Phi((m_i - m_j)/sd(e_i - e_j)),
               so E[rho_S] = sum_i c_i E[rank_i(s)] / (||c|| sqrt(n(n^2 - 1)/12)), c_i the centred
-              (average) ranks of the truth. The sum over pairs is taken over all n - 1 cyclic shifts
-              j = i + d (mod n) when n (n - 1) <= `pairs`, otherwise over a seeded random subset of
-              shifts: an unbiased estimate whose standard error is reported (`spearman_error`).
+              (average) ranks of the truth. The double sum runs over all n (n - 1) ordered pairs when
+              that is <= `pairs` (exact), otherwise over the pairs (perm[i], perm[i + d]), d = 1..J,
+              of a seeded random order perm (J = pairs // n): uniform over distinct pairs for every d,
+              so unbiased; the standard error of the row mean over the J shifts is reported
+              (`spearman_error`). No real sketch is drawn.
   Pearson,    second-order delta method, closed form in Gaussian moments: for N = <s, u>,
   scale,      Q = (s - v)^T P (s - v) (P the centring J or I),
   rel_error       E[N Q^-1/2] ~ N Q^-1/2 (1 + 3 Var Q/(8 Q^2)) - Cov(N, Q)/(2 Q^3/2),
@@ -44,9 +46,11 @@ Metrics against the truth, per test row (conditional expectations over sketches)
               Var Q = 4 (m - v)^T P Sigma P (m - v) + 2 tr((P Sigma)^2), Cov(N, Q) = 2 u^T Sigma P (m - v);
               every term reduces to r x r matrices in the eigenbasis of G (no n-vector is formed).
 
-Cost: one eigendecomposition of G (p x p, or via X X^T when n < p), X U (n p r), two r x r Grams
-(n r^2); then per (k, lamT): a scalar root, one T x r x n product (the means, for Spearman),
-r x r products for the closed forms, and T n J normal CDFs per M (J shifts).
+Cost: one eigendecomposition of G (p x p, or via X X^T when n < p), X U (n p r), the r x r Grams
+of the closed forms (n r^2, once per weight vector); then per (k, lamT): a scalar root, one
+T x r x n product (the means m and b, for Spearman), T x r x r products for the closed forms,
+n J r for the pairs' Q_ij and T n J normal CDFs per M (n J = `pairs`). The leverage variants, whose
+weights move with mu, take their moments from the n-vectors instead (`sampled_moments`, n r 3T).
 
 Estimators (all with a weight a_i, a Gram and a kernel; `CONDITIONAL_ESTIMATORS`):
   trak       -x0^T K x_i g_i,                 G = X^T X
@@ -70,7 +74,7 @@ from .params import check_int, check_real
 
 METRICS = ("pearson", "spearman", "rel_error", "scale")
 PROJECTIONS = ("gaussian", "rademacher")
-DEFAULT_PAIRS = 1 << 19        # pairs (i, j) per test row for Spearman; n (n - 1) below this: all pairs (exact)
+DEFAULT_PAIRS = 1 << 17        # pairs (i, j) per test row for Spearman; n (n - 1) below this: all pairs (exact)
 
 
 class Kernel(NamedTuple):
@@ -104,6 +108,7 @@ class Basis:
     null2: np.ndarray
     p: int
     rank: int
+    sq: np.ndarray | None = None     # Xt * Xt (`_squares`)
 
 
 def eigenbasis(X, X0, weights=None) -> Basis:
@@ -236,9 +241,16 @@ class ScoreLaw(NamedTuple):
     kern: Sketch
 
 
-def leverage(basis: Basis, kern: Sketch) -> np.ndarray:
-    """h_i = x_i^T R x_i (the equivalent of x_i^T K x_i), n."""
-    return np.einsum("ij,j,ij->i", basis.Xt, kern.r, basis.Xt)
+def leverage(basis: Basis, kern: Sketch, power: int = 1) -> np.ndarray:
+    """h_i = x_i^T R x_i (the equivalent of x_i^T K x_i), or x_i^T R^2 x_i with power = 2: (n,)."""
+    return _squares(basis) @ (kern.r ** power)
+
+
+def _squares(basis: Basis) -> np.ndarray:
+    """Xt * Xt, computed once per basis (n x r)."""
+    if basis.sq is None:
+        object.__setattr__(basis, "sq", basis.Xt * basis.Xt)
+    return basis.sq
 
 
 def score_law(basis: Basis, kern: Sketch, weights) -> ScoreLaw:
@@ -262,6 +274,10 @@ class _Grams(NamedTuple):
     BJ: np.ndarray
     uL: np.ndarray
     uLc: np.ndarray
+    sa: np.ndarray      # Xt^T a (BJ = BI - sa sa^T / n)
+    n: int
+    BI2: np.ndarray     # BI * BI and BJ * BJ (elementwise): tr((F^T P F)^2) = (r^2)^T (B * B) r^2
+    BJ2: np.ndarray
 
 
 def _grams(basis: Basis, weights, truth: Truth) -> _Grams:
@@ -269,66 +285,134 @@ def _grams(basis: Basis, weights, truth: Truth) -> _Grams:
     BI = Xa.T @ Xa
     sa = Xa.sum(axis=0)
     BJ = BI - np.outer(sa, sa) / Xa.shape[0]
-    return _Grams(BI, BJ, Xa.T @ truth.L.T, Xa.T @ truth.Lc.T)
+    return _Grams(BI, BJ, Xa.T @ truth.L.T, Xa.T @ truth.Lc.T, sa, Xa.shape[0], BI * BI, BJ * BJ)
 
 
-def closed_form_metrics(law: ScoreLaw, grams: _Grams, truth: Truth, n_proj: int) -> dict:
-    """Pearson, scale and relative error per test row by the second-order delta method of the
-    module docstring (exact moments of the Gaussian law, r x r algebra)."""
+def closed_form_moments(law: ScoreLaw, grams: _Grams, truth: Truth) -> dict:
+    """The M-independent Gaussian moments of the module docstring, per test row, for the centring
+    P = J (Pearson) and P = I (scale, rel_error): inner products of m (mean), b and the truth l with
+    P, and of F^T P (.) (all through the r x r Grams; no n-vector is formed)."""
     r = law.kern.r
-    X0t = law.basis.X0t
-    u1, u2 = X0t * r, X0t * r * r                       # T x r: R x0 and R^2 x0 in the basis
-    cM, A = law.c / n_proj, law.A
+    u1, u2 = law.basis.X0t * r, law.basis.X0t * r * r      # T x r: R x0 and R^2 x0 in the basis
+    out = {"A": law.A, "c": law.c}
+    BIu1, BIu2 = u1 @ grams.BI, u2 @ grams.BI              # B symmetric: rows are (B u)^T
+    sa = grams.sa
+    r2 = r * r
+    for P, B, B2, uv, nu in (("J", grams.BJ, grams.BJ2, grams.uLc.T, truth.Lc),
+                             ("I", grams.BI, grams.BI2, grams.uL.T, truth.L)):
+        if P == "I":
+            Bu1, Bu2 = BIu1, BIu2
+        else:              # BJ = BI - sa sa^T / n
+            Bu1, Bu2 = BIu1 - np.outer(u1 @ sa, sa) / grams.n, BIu2 - np.outer(u2 @ sa, sa) / grams.n
+        Fl, Fm, Fb = r * uv, -r * Bu1, r * Bu2             # F^T P l, F^T P m, F^T P b
+        out[P] = dict(mm=np.sum(u1 * Bu1, axis=1), ml=-np.sum(u1 * uv, axis=1), ll=np.sum(nu * nu, axis=1),
+                      bb=np.sum(u2 * Bu2, axis=1), bm=-np.sum(u2 * Bu1, axis=1), bl=np.sum(u2 * uv, axis=1),
+                      FlFm=np.sum(Fl * Fm, axis=1), FmFm=np.sum(Fm * Fm, axis=1), FbFb=np.sum(Fb * Fb, axis=1),
+                      FlFl=np.sum(Fl * Fl, axis=1), trF=float(r2 @ np.diagonal(B)), trF2=float(r2 @ (B2 @ r2)))
+    return out
+
+
+def sampled_moments(law: ScoreLaw, truth: Truth, Qii, Qd, pairs) -> dict:
+    """The moments of `closed_form_moments` computed from the n-vectors m, b and the truth (one
+    product X~^T (a * [L, m, b]), n r 3T flops), for weights that change with the kernel (the
+    leverage variants), where the r x r Grams would cost n r^2 per (k, lamT). The one double sum,
+    tr((F F^T)^2) = sum_ij a_i^2 a_j^2 Q_ij^2 (in the second-order terms only), is taken over the
+    pairs of `pair_products` (exact with all shifts, otherwise an unbiased estimate)."""
+    a, Xt, r = law.weights, law.basis.Xt, law.kern.r
+    n, T = Xt.shape[0], truth.L.shape[0]
+    m, b, L = law.mean, law.b, truth.L
+    proj = (Xt.T @ (a[:, None] * np.concatenate([L.T, m.T, b.T], axis=1))).T * r      # 3T x r: F^T (.)
+    FL, Fm, Fb = proj[:T], proj[T:2 * T], proj[2 * T:]
+    F1 = r * (Xt.T @ a)                                                                 # F^T 1
+    aa = a * a
+    ap = aa[pairs.perm]
+    off = sum(float(np.sum(ap * np.roll(ap, -int(d)) * q * q)) for d, q in zip(pairs.shifts, Qd))
+    trFF2 = float(np.sum(aa * aa * Qii * Qii)) + (n - 1) * off / len(pairs.shifts)       # tr((F F^T)^2)
+    F1sq = float(F1 @ F1)
+    FFt1 = a * (Xt @ (r * F1))                                                          # F F^T 1
+    out = {"A": law.A, "c": law.c}
+    for P in ("J", "I"):
+        if P == "J":       # centre every n-vector; F^T J v = F^T v - mean(v) F^T 1
+            mv, bv, lv = m - m.mean(1, keepdims=True), b - b.mean(1, keepdims=True), truth.Lc
+            Fl, Fmp, Fbp = FL - L.mean(1)[:, None] * F1, Fm - m.mean(1)[:, None] * F1, Fb - b.mean(1)[:, None] * F1
+            trF = float(np.sum(aa * Qii)) - F1sq / n
+            trF2 = trFF2 - 2.0 / n * float(FFt1 @ FFt1) + F1sq**2 / n**2
+        else:
+            mv, bv, lv, Fl, Fmp, Fbp = m, b, L, FL, Fm, Fb
+            trF, trF2 = float(np.sum(aa * Qii)), trFF2
+        out[P] = dict(mm=np.sum(mv * mv, 1), ml=np.sum(mv * lv, 1), ll=np.sum(lv * lv, 1), bb=np.sum(bv * bv, 1),
+                      bm=np.sum(bv * mv, 1), bl=np.sum(bv * lv, 1), FlFm=np.sum(Fl * Fmp, 1),
+                      FmFm=np.sum(Fmp * Fmp, 1), FbFb=np.sum(Fbp * Fbp, 1), FlFl=np.sum(Fl * Fl, 1),
+                      trF=trF, trF2=trF2)
+    return out
+
+
+def closed_form_metrics(mom: dict, truth: Truth, n_proj: int) -> dict:
+    """Pearson, scale and relative error per test row at M = n_proj by the second-order delta
+    method of the module docstring (Sigma = (c/M)[A F F^T + b b^T])."""
+    cM, A = mom["c"] / n_proj, mom["A"]
     out = {}
-    for P, B, uv, nu, norm in (("J", grams.BJ, grams.uLc.T, truth.Lc, truth.norm_c),
-                               ("I", grams.BI, grams.uL.T, truth.L, truth.norm)):
-        Bu1, Bu2 = u1 @ B, u2 @ B                       # B symmetric: rows are (B u)^T
-        mPm = np.sum(u1 * Bu1, axis=1)                  # m^T P m
-        mPl = -np.sum(u1 * uv, axis=1)                  # m^T P l  (l = truth, centred for J)
-        bPb = np.sum(u2 * Bu2, axis=1)
-        bPm = -np.sum(u2 * Bu1, axis=1)
-        bPl = np.sum(u2 * uv, axis=1)
-        lPl = np.sum(nu * nu, axis=1)
-        Fl, Fm, Fb = r * uv, -r * Bu1, r * Bu2          # F^T P l, F^T P m, F^T P b
-        rBr = r[:, None] * B * r[None, :]
-        trF, trF2 = float(np.trace(rBr)), float(np.sum(rBr * rBr))
-        trS = cM * (A * trF + bPb)                                       # tr(P Sigma)
-        trS2 = cM**2 * (A**2 * trF2 + 2 * A * np.sum(Fb * Fb, axis=1) + bPb**2)   # tr((P Sigma)^2)
+    for P in ("J", "I"):
+        o = mom[P]
+        trS = cM * (A * o["trF"] + o["bb"])                                          # tr(P Sigma)
+        trS2 = cM**2 * (A**2 * o["trF2"] + 2 * A * o["FbFb"] + o["bb"] ** 2)        # tr((P Sigma)^2)
+        N, Q = o["ml"], o["mm"] + trS
+        cov = 2 * cM * (A * o["FlFm"] + o["bl"] * o["bm"])                           # Cov(<s, l>, s^T P s)
+        varQ = 4 * cM * (A * o["FmFm"] + o["bm"] ** 2) + 2 * trS2
         if P == "J":       # Pearson: N = <s, Lc>, Q = s^T J s
-            N, Q = mPl, mPm + trS
-            cov = 2 * cM * (A * np.sum(Fl * Fm, axis=1) + bPl * bPm)
-            varQ = 4 * cM * (A * np.sum(Fm * Fm, axis=1) + bPm**2) + 2 * trS2
-            out["pearson"] = (N / np.sqrt(Q) * (1 + 3 * varQ / (8 * Q * Q)) - cov / (2 * Q**1.5)) / norm
+            out["pearson"] = (N / np.sqrt(Q) * (1 + 3 * varQ / (8 * Q * Q)) - cov / (2 * Q**1.5)) / truth.norm_c
         else:              # scale: N = <s, L>, Q = s^T s;  rel_error: Q = ||s - L||^2
-            N, Q = mPl, mPm + trS
-            cov = 2 * cM * (A * np.sum(Fl * Fm, axis=1) + bPl * bPm)
-            varQ = 4 * cM * (A * np.sum(Fm * Fm, axis=1) + bPm**2) + 2 * trS2
             out["scale"] = N / Q * (1 + varQ / (Q * Q)) - cov / (Q * Q)
-            Fd, bPd = Fm - Fl, bPm - bPl                                 # F^T (m - L), b^T (m - L)
-            Qe = mPm - 2 * mPl + lPl + trS
-            varQe = 4 * cM * (A * np.sum(Fd * Fd, axis=1) + bPd**2) + 2 * trS2
-            out["rel_error"] = np.sqrt(Qe) * (1 - varQe / (8 * Qe * Qe)) / norm
+            # F^T (m - l) = Fm - Fl, b^T (m - l) = bm - bl
+            FdFd = o["FmFm"] - 2 * o["FlFm"] + o["FlFl"]
+            Qe = o["mm"] - 2 * o["ml"] + o["ll"] + trS
+            varQe = 4 * cM * (A * FdFd + (o["bm"] - o["bl"]) ** 2) + 2 * trS2
+            out["rel_error"] = np.sqrt(Qe) * (1 - varQe / (8 * Qe * Qe)) / truth.norm
     return out
 
 
 # ---------------------------------------------------------------------------- Spearman
-def pair_shifts(n: int, pairs: int, key) -> tuple[np.ndarray, bool]:
-    """Cyclic shifts d (pairs (i, i + d mod n)): all n - 1 when n (n - 1) <= pairs (exact), else
-    max(1, pairs // n) distinct ones drawn with jax.random from `key`."""
+class Pairs(NamedTuple):
+    """The pairs (i, j) of the Spearman sum: positions i and i + d (mod n) of the row order `perm`
+    for the shifts d = 1..J. Exact: perm the identity and every shift 1..n-1 (all ordered pairs).
+    Sampled: perm uniformly random, so that for every d the pairs are uniform over distinct pairs
+    and the average over them is unbiased."""
+
+    perm: np.ndarray
+    shifts: np.ndarray
+    exact: bool
+
+
+def sample_pairs(n: int, pairs: int, key) -> Pairs:
+    """All n (n - 1) ordered pairs when that is <= `pairs`, else a random order (jax.random, `key`)
+    and J = pairs // n (>= 2) shifts."""
     if n * (n - 1) <= pairs:
-        return np.arange(1, n), True
+        return Pairs(np.arange(n), np.arange(1, n), True)
     import jax
 
-    J = max(1, min(n - 2, pairs // n))
-    return np.sort(np.asarray(jax.random.choice(key, n - 1, (J,), replace=False))) + 1, False
+    J = max(2, min(n - 1, pairs // n))
+    return Pairs(np.asarray(jax.random.permutation(key, n)), np.arange(1, J + 1), False)
 
 
-def pair_products(basis: Basis, kern: Sketch, shifts) -> tuple[np.ndarray, np.ndarray]:
-    """(Q_ii, Q_{i,i+d}) with Q_ij = x_i^T R^2 x_j: (n,), (J, n)."""
-    Y = basis.Xt * kern.r
-    Qii = np.sum(Y * Y, axis=1)
-    Qd = np.stack([np.einsum("ij,ij->i", Y, np.roll(Y, -int(d), axis=0)) for d in shifts])
-    return Qii, Qd
+PAIR_BLOCK = 32      # rows per block of `pair_products` (a 32 x (32 + J) product per block)
+
+
+def pair_products(basis: Basis, kern: Sketch, pairs: Pairs) -> tuple[np.ndarray, np.ndarray]:
+    """Q_ij = x_i^T R^2 x_j on the diagonal (n,, original order) and for the pairs (J, n): row q,
+    position i holds Q between rows perm[i] and perm[(i + q + 1) mod n]. Computed by blocks of
+    consecutive positions against the window of their partners (one small matrix product per block,
+    ~3x faster than row-wise dot products)."""
+    Xt, r = basis.Xt, kern.r
+    n, J = Xt.shape[0], len(pairs.shifts)
+    Qd = np.empty((J, n))
+    band = np.arange(PAIR_BLOCK)[:, None] + np.arange(J)[None, :]
+    for i0 in range(0, n, PAIR_BLOCK):
+        b = min(PAIR_BLOCK, n - i0)
+        rows = pairs.perm[i0:i0 + b]
+        window = pairs.perm[np.arange(i0 + 1, i0 + b + J) % n]
+        blk = (Xt[rows] * (r * r)) @ Xt[window].T                      # b x (b + J - 1)
+        Qd[:, i0:i0 + b] = np.take_along_axis(blk, band[:b], axis=1).T
+    return leverage(basis, kern, 2), Qd
 
 
 def _pair_sums_fn():
@@ -337,6 +421,7 @@ def _pair_sums_fn():
 
     @jax.jit
     def pair_sums(mean, b, A, a, Qii, Qd, shifts, ranks, cM):
+        inv_sd = jax.lax.rsqrt(jnp.maximum(cM, TINY))
         """sum_i ranks_ti P(s_t,i+d < s_ti) for each shift d, row t and M: (J, T, nM). Laid out
         n x T, partners by a dynamic slice of the doubled arrays (6x faster than jnp.roll + einsum)."""
         n = mean.shape[1]
@@ -350,14 +435,13 @@ def _pair_sums_fn():
             aj, Qjj = jax.lax.dynamic_slice_in_dim(a2, d, n), jax.lax.dynamic_slice_in_dim(Q2, d, n)
             D = a * a * Qii + aj * aj * Qjj - 2.0 * a * aj * q            # ||F_i - F_j||^2
             var1 = D[:, None] * A[None, :] + (bT - bj) ** 2                 # Var(e_i - e_j) / c, n x T
-            dm = mT - mj
+            # Phi(dm/sd) = (1 + erf(z))/2 (absolute error ~1e-16), z = dm/sqrt(2 c/M var1). The smallest
+            # normal float keeps sd = 0 finite: Phi is then the step 1{dm > 0} (1/2 at a tie), as for a
+            # fixed estimator. (No jnp.where: it stops XLA from vectorizing erf, 7x slower.)
+            z1 = (mT - mj) * jax.lax.rsqrt(2.0 * var1 + TINY)
             out = []
             for j in range(cM.shape[0]):
-                # Phi(dm/sd) (absolute error ~1e-16). The smallest normal float keeps sd = 0 finite:
-                # then Phi is the step 1{dm > 0} (1/2 at a tie), as for a fixed estimator. (No
-                # jnp.where: it stops XLA from vectorizing erf, 7x slower.)
-                z = dm * jax.lax.rsqrt(2.0 * cM[j] * var1 + TINY)
-                Phi = 0.5 + 0.5 * jax.lax.erf(z)
+                Phi = 0.5 + 0.5 * jax.lax.erf(z1 * inv_sd[j])
                 out.append(jnp.sum(Phi * rT, axis=0))
             return carry, jnp.stack(out, axis=-1)
         return jax.lax.scan(one, 0, (shifts, Qd))[1]
@@ -378,24 +462,21 @@ def spearman_pair_sums(mean, b, A, a, Qii, Qd, shifts, ranks, cM):
                                     jax.device_put(ranks), jax.device_put(np.asarray(cM, dtype=np.float64))))
 
 
-def spearman(laws: list, truth: Truth, n_projs, shifts, pair_q, exact: bool) -> tuple:
+def spearman(laws: list, truth: Truth, n_projs, pairs: Pairs, pair_q) -> list:
     """E[Spearman] of each law (per test row, per M) and the standard error of the row mean from
-    sampling the shifts (0 when exact). pair_q[j] = (Qii, Qd) of law j's kernel."""
+    sampling the pairs (0 when exact): [(rows T x nM, error nM)]. pair_q[j] = (Qii, Qd) of law j."""
     n = truth.L.shape[1]
     norm = truth.norm_ranks * math.sqrt(n * (n * n - 1) / 12.0)
     Ms = np.asarray(n_projs, dtype=np.float64)
+    perm = pairs.perm
     out = []
     for law, (Qii, Qd) in zip(laws, pair_q):
-        sums = spearman_pair_sums(law.mean, law.b, law.A, law.weights, Qii, Qd, np.asarray(shifts),
-                                  truth.ranks, law.c / Ms)           # (J, T, nM): sum_i c_i Phi_i,i+d
+        sums = spearman_pair_sums(law.mean[:, perm], law.b[:, perm], law.A, law.weights[perm], Qii[perm], Qd,
+                                  pairs.shifts, truth.ranks[:, perm], law.c / Ms)   # (J, T, nM)
         per_shift = (n - 1) * sums / norm[None, :, None]
-        rows = per_shift.mean(axis=0)                                  # T x nM
-        J, N = len(shifts), n - 1
-        if exact or J < 2:
-            err = np.zeros(len(Ms))
-        else:
-            fpc = (N - J) / (N - 1)
-            err = per_shift.mean(axis=1).std(axis=0, ddof=1) / math.sqrt(J) * math.sqrt(fpc)
+        rows = per_shift.mean(axis=0)                                                # T x nM
+        J = len(pairs.shifts)
+        err = np.zeros(len(Ms)) if pairs.exact else per_shift.mean(axis=1).std(axis=0, ddof=1) / math.sqrt(J)
         out.append((rows, err))
     return out
 
@@ -527,25 +608,25 @@ class ConditionalModel:
         laws = self.laws(k, lam_trak, names)
         import jax
 
-        shifts, exact = pair_shifts(self.n, pairs, jax.random.PRNGKey(seed))
+        pairs = sample_pairs(self.n, pairs, jax.random.PRNGKey(seed))
         pq_cache = {}
-        pair_q = []
         for name in names:
-            law = laws[name]
-            key = id(law.kern)
-            if key not in pq_cache:
-                pq_cache[key] = pair_products(law.basis, law.kern, shifts)
-            pair_q.append(pq_cache[key])
-        sp = spearman([laws[nm] for nm in names], self.truth, Ms, shifts, pair_q, exact)
+            kern = laws[name].kern
+            if id(kern) not in pq_cache:
+                pq_cache[id(kern)] = pair_products(laws[name].basis, kern, pairs)
+        sp = spearman([laws[nm] for nm in names], self.truth, Ms, pairs,
+                      [pq_cache[id(laws[nm].kern)] for nm in names])
         per_M = [{} for _ in Ms]
         sp_err = [{} for _ in Ms]
         for name, (rows, err) in zip(names, sp):
             spec = CONDITIONAL_ESTIMATORS[name]
             law = laws[name]
-            gkey = (spec.gram, "g") if spec.leverage is None else None
-            grams = self._grams_for(gkey, law.basis, law.weights)
+            if spec.leverage is None:      # weights fixed: the r x r Grams once per model
+                mom = closed_form_moments(law, self._grams_for((spec.gram, "g"), law.basis, law.weights), self.truth)
+            else:                          # weights move with the kernel: from the n-vectors
+                mom = sampled_moments(law, self.truth, *pq_cache[id(law.kern)], pairs)
             for j, M in enumerate(Ms):
-                cf = closed_form_metrics(law, grams, self.truth, M)
+                cf = closed_form_metrics(mom, self.truth, M)
                 per_M[j][name] = {"pearson": _summary(cf["pearson"]), "spearman": _summary(rows[:, j]),
                                   "rel_error": _summary(cf["rel_error"]), "scale": _summary(cf["scale"])}
                 sp_err[j][name] = float(err[j])
@@ -560,7 +641,7 @@ class ConditionalModel:
             est.update(exact_est)
             points.append({"k": k, "lam_trak": lam_trak, "n_proj": M, "projection": projection,
                            "estimators": est, "constants": constants, "spearman_error": sp_err[j],
-                           "pairs": {"shifts": int(len(shifts)), "exact": bool(exact)}})
+                           "pairs": {"per_row": int(self.n * len(pairs.shifts)), "exact": bool(pairs.exact)}})
         return points if many else points[0]
 
     def exact_estimators(self) -> dict:

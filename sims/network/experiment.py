@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import time
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -118,6 +119,44 @@ def after_kernel_summary(shapes, theta, X_all, y_all):
     return c2, s, b**2 / gamma2, math.sqrt(gamma2), int(fit.status)
 
 
+class TrainedNetwork(NamedTuple):
+    """A trained perceptron and its linearization: logits f, g and w at theta_hat, the after-kernel
+    features Phi (n x p) and Phi0 (T x p), and the offset f - Phi theta_hat of the linearized GLM."""
+
+    data: object
+    shapes: Shapes
+    theta0: jax.Array
+    theta: jax.Array
+    trained: object
+    k_proj: jax.Array
+    f: jax.Array
+    g: jax.Array
+    w: jax.Array
+    Phi: jax.Array
+    Phi0: jax.Array
+    offset: jax.Array
+
+
+def trained_network(dataset: str = "digits", *, hidden: int = 6, n_train: int = 200, n_test: int = 10,
+                    lam: float = 4.0, seed: int = 0, tol: float = 1e-10, lbfgs_iters: int = 2000,
+                    max_iter: int = 200) -> TrainedNetwork:
+    """Split, initialize and train the perceptron of `run_network` (same seed, same network), and
+    its after-kernel features at theta_hat."""
+    enable_float64()
+    k_split, k_init, k_proj = jax.random.split(jax.random.PRNGKey(seed), 3)
+    data = split(dataset, n_train, n_test, k_split)
+    shapes = Shapes(data.X.shape[1], hidden)
+    X, y, X0 = jnp.asarray(data.X), jnp.asarray(data.y), jnp.asarray(data.X0)
+    theta0 = init_params(k_init, shapes)
+    tr = train(shapes, theta0, X, y, lam, tol=tol, lbfgs_iters=lbfgs_iters, max_iter=max_iter)
+    theta = jnp.asarray(tr.theta)
+    _, f_batch = make_model(shapes)
+    f = f_batch(theta, X)
+    _, g, w = logistic_parts(y, f)
+    Phi, Phi0 = features(shapes, theta, X), features(shapes, theta, X0)
+    return TrainedNetwork(data, shapes, theta0, theta, tr, k_proj, f, g, w, Phi, Phi0, f - Phi @ theta)
+
+
 def run_network(dataset: str = "digits", *, hidden: int = 6, n_train: int = 200, n_test: int = 10,
                 kappas=(0.1, 0.5, 1.0), n_projs=(1, 4), lam: float = 4.0, lam_trak=(0.0, 1.0),
                 draws: int = 2, seed: int = 0, tol: float = 1e-10, max_iter: int = 200,
@@ -133,21 +172,16 @@ def run_network(dataset: str = "digits", *, hidden: int = 6, n_train: int = 200,
                      check_points=check_points)
     times = {}
     t0 = time.perf_counter()
-    k_split, k_init, k_proj = jax.random.split(jax.random.PRNGKey(seed), 3)
-    data = split(dataset, n_train, n_test, k_split)
-    shapes = Shapes(data.X.shape[1], hidden)
+    net_ = trained_network(dataset, hidden=hidden, n_train=n_train, n_test=n_test, lam=lam, seed=seed, tol=tol,
+                           lbfgs_iters=lbfgs_iters, max_iter=max_iter)
+    data, shapes, theta0, theta, tr, k_proj = net_.data, net_.shapes, net_.theta0, net_.theta, net_.trained, net_.k_proj
     p = shapes.p
     X, y, X0 = jnp.asarray(data.X), jnp.asarray(data.y), jnp.asarray(data.X0)
-    theta0 = init_params(k_init, shapes)
-    tr = train(shapes, theta0, X, y, lam, tol=tol, lbfgs_iters=lbfgs_iters, max_iter=max_iter)
-    theta = jnp.asarray(tr.theta)
     times["train_s"] = time.perf_counter() - t0
 
     t1 = time.perf_counter()
     _, f_batch = make_model(shapes)
-    f = f_batch(theta, X)
-    _, g, w = logistic_parts(y, f)
-    Phi, Phi0 = features(shapes, theta, X), features(shapes, theta, X0)
+    f, g, w, Phi, Phi0 = net_.f, net_.g, net_.w, net_.Phi, net_.Phi0
     ones = jnp.ones(n_train)
     H_exact = dense_hessian(shapes, theta, X, y, lam, ones)
     H_gn = (Phi.T * w) @ Phi + lam * jnp.eye(p)
@@ -156,7 +190,7 @@ def run_network(dataset: str = "digits", *, hidden: int = 6, n_train: int = 200,
     times["network_loo_s"] = time.perf_counter() - t1
 
     t2 = time.perf_counter()
-    offset = f - Phi @ theta
+    offset = net_.offset
     fit = Fit(theta, f, g, w, Phi.T @ g + lam * theta, jnp.asarray(0), jnp.asarray(0.0), jnp.asarray(0, jnp.int32))
     lin = exact_loo("logistic", Phi, y, Phi0, fit, A_gn, lam, tol=tol, offset=offset)
     times["linearized_loo_s"] = time.perf_counter() - t2

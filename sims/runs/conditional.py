@@ -103,3 +103,100 @@ def sketch_monte_carlo(X, X0, g, w, truth, *, k: int, lam_trak: float, n_proj: i
             out[name][m] = {"mean": float(vals.mean()), "se": float(draw_means.std(ddof=1) / math.sqrt(reps)),
                             "rows": vals.mean(axis=0).tolist()}
     return out
+
+
+# ------------------------------------------------------------------------------- validation
+class Case(NamedTuple):
+    """A data set for validating the conditional theory: training rows (X, y), test rows X0, the
+    family and lam of the fit, an optional offset (the linearized network), and what the truth is."""
+
+    name: str
+    family: str
+    X: np.ndarray
+    y: np.ndarray
+    X0: np.ndarray
+    lam: float
+    offset: np.ndarray | None = None
+    truth_label: str = "exact LOO"
+    gaussian_design: dict | None = None     # model parameters of a Gaussian design (for theory.predict)
+
+
+def dataset_case(name: str, *, n_test: int = 50, seed: int = 0, lam: float = 0.1) -> Case:
+    """A real dataset of `sims.runs.real` (standardized features / sqrt(p)), n_test rows held out."""
+    from .real import load
+
+    d = load(name)
+    perm = np.random.default_rng(seed).permutation(len(d.y))
+    te, tr = perm[:n_test], perm[n_test:]
+    return Case(name, d.family, d.X[tr], d.y[tr], d.X[te], lam)
+
+
+def network_case(*, hidden: int = 6, n_train: int = 200, n_test: int = 50, seed: int = 0, lam: float = 4.0) -> Case:
+    """The after-kernel features of the trained perceptron of `sims.network` (logistic GLM in phi
+    with the offset f - phi^T theta_hat): exact LOO of this GLM is the network's linearized LOO."""
+    from ..network.experiment import trained_network
+
+    net = trained_network(hidden=hidden, n_train=n_train, n_test=n_test, lam=lam, seed=seed)
+    return Case(f"network H={hidden}", "logistic", np.asarray(net.Phi), np.asarray(net.data.y, float),
+                np.asarray(net.Phi0), lam, np.asarray(net.offset), "linearized LOO")
+
+
+def gaussian_case(*, family: str = "logistic", p: int = 300, delta: float = 2.0, gamma: float = 1.0,
+                  sigma: float = 0.5, lam: float = 0.1, n_test: int = 50, seed: int = 0) -> Case:
+    """An isotropic Gaussian design of docs/conventions.md (x ~ N(0, I/p), beta* ~ N(0, gamma^2))."""
+    from ..engine.data import make_data
+
+    enable_float64()
+    n = int(round(delta * p))
+    d = make_data(jax.random.PRNGKey(seed), family=family, n=n, p=p, n_test=n_test, gamma=gamma, sigma=sigma)
+    return Case(f"gaussian design ({family}, p = {p}, n/p = {delta:g})", family, np.asarray(d.X), np.asarray(d.y),
+                np.asarray(d.X0), lam, None, "exact LOO",
+                dict(family=family, delta=delta, lam=lam, gamma=gamma, sigma=sigma))
+
+
+def tolerance(n: int, d_eff: float) -> float:
+    """The bar of the validation: 0.01 where n >= 1000 and d_eff >= 50, else 0.02."""
+    return 0.01 if n >= 1000 and d_eff >= 50 else 0.02
+
+
+def validate_case(case: Case, *, ks=None, lam_traks=None, n_projs=(1, 4, 16), reps: int = 32, seed: int = 1,
+                  estimators=("trak",), metrics=("spearman", "pearson"), projection: str = "gaussian",
+                  progress=None) -> dict:
+    """The conditional theory against TRAK with `reps` real sketches per point on the same data and
+    truth. Default grid: k geometric in [10, rank - 1] (4 values), lam_T in {0, 0.1 tr(G)/p}.
+    Returns {"case", "n", "p", "rank", "d_eff", "tolerance", "rows"}; each row holds the theory,
+    the Monte-Carlo mean and s.e., their difference and whether it is within the tolerance."""
+    from theory.conditional import ConditionalModel
+
+    ft = fit_and_truth(case.X, case.y, case.X0, family=case.family, lam=case.lam, offset=case.offset)
+    L = ft.influence["loo"]
+    model = ConditionalModel(case.X, ft.g, case.X0, L, w=ft.w, lam=case.lam)
+    n, p = case.X.shape
+    sw = model.bases["weighted"].s
+    d_eff = float(np.sum(sw / (sw + case.lam)))
+    tol = tolerance(n, d_eff)
+    if ks is None:
+        ks = sorted({int(round(v)) for v in np.geomspace(10, model.rank - 1, 4)})
+    if lam_traks is None:
+        lam_traks = (0.0, 0.1 * float(np.sum(np.asarray(case.X, float) ** 2)) / p)
+    variants = any(e != "trak" for e in estimators)
+    rows = []
+    for lt in lam_traks:
+        for k in ks:
+            pts = model.predict(k, lt, list(n_projs), projection=projection, estimators=list(estimators))
+            for pt in pts:
+                M = pt["n_proj"]
+                mc = sketch_monte_carlo(case.X, case.X0, ft.g, ft.w, L, k=k, lam_trak=lt, n_proj=M, reps=reps,
+                                        seed=seed, projection=projection, variants=variants)
+                for est in estimators:
+                    for met in metrics:
+                        th, sim = pt["estimators"][est][met]["mean"], mc[est][met]
+                        diff = th - sim["mean"]
+                        rows.append(dict(estimator=est, n_proj=M, k=k, lam_trak=lt, metric=met, theory=th,
+                                         theory_error=pt["spearman_error"][est] if met == "spearman" else 0.0,
+                                         mc=sim["mean"], mc_se=sim["se"], diff=diff, ok=bool(abs(diff) <= tol)))
+                if progress:
+                    progress(1)
+    exact = {e: {m: v["mean"] for m, v in model.exact_estimators()[e].items()} for e in ("if", "ns")}
+    return dict(case=case.name, family=case.family, truth=case.truth_label, n=n, p=p, rank=model.rank,
+                d_eff=d_eff, tolerance=tol, lam=case.lam, projection=projection, reps=reps, exact=exact, rows=rows)
