@@ -348,11 +348,14 @@ def _add_plan(sub) -> None:
 
     p = sub.add_parser(
         "plan", help="projection size k and number of projections M that TRAK needs on your own features",
-        description="Fit the ridge GLM on your features (or take --beta), take the spectrum of X^T X, plug "
-                    "in the signal and predict TRAK's Pearson/Spearman correlation with exact LOO along k "
-                    "for each M; report the smallest k reaching --target (or the ceiling), the effective "
-                    "dimension and the best lam_T per k. lam and lam_T are on the scale of your features "
-                    "(docs/plan.md).")
+        description="Fit the ridge GLM on your features (or take --beta) and predict TRAK's Pearson/Spearman "
+                    "correlation with exact LOO (or the Newton step) along k for each M: by default from "
+                    "the theory conditional on your own rows (test rows held out or given with --test; "
+                    "the projection is the only randomness), or with --method gaussian from the "
+                    "Gaussian-design theory at the spectrum of X^T X with a plug-in truth. Reports the "
+                    "smallest k reaching --target (or the ceiling), the effective dimension and the best "
+                    "lam_T per k; --check verifies the recommendation with real sketches. lam and lam_T "
+                    "are on the scale of your features (docs/plan.md).")
     g = p.add_argument_group("input (one of --data or --features with --labels)")
     g.add_argument("--data", default=None, metavar="FILE.npz", help="archive with arrays X (n x p) and y (n)")
     g.add_argument("--features", default=None, metavar="X.npy", help="features, memory-mapped")
@@ -371,6 +374,24 @@ def _add_plan(sub) -> None:
     p.add_argument("--spectrum", default="auto", choices=("auto", "exact", "randomized"),
                    help="auto: exact when min(n, p) <= 2000, else randomized (default: %(default)s)")
     p.add_argument("--seed", type=_int, default=0, help="seed of the randomized spectrum (default: %(default)s)")
+    p.add_argument("--method", default="conditional", choices=("conditional", "gaussian", "both"),
+                   help="conditional: the theory on your own rows, the projection the only randomness; "
+                        "gaussian: the Gaussian-design theory at your spectrum and a plug-in truth; both: "
+                        "side by side (default: %(default)s)")
+    p.add_argument("--test", default=None, metavar="FILE",
+                   help="test rows (.npy, or .npz with array X): then every row of --data fits; default: a "
+                        "seeded hold-out of min(200, n/10) rows (conditional method)")
+    p.add_argument("--holdout", type=_int, default=None,
+                   help="rows held out as test rows when --test is not given (2 .. n/2)")
+    p.add_argument("--truth", default="auto", choices=("auto", "loo", "ns"),
+                   help="what TRAK is scored against: exact LOO, the Newton step, or auto: exact LOO when "
+                        "its estimated time is <= 30 s (default: %(default)s)")
+    p.add_argument("--variants", action="store_true",
+                   help="predict the corrected variants even when min(n, p) > 2000 (a second eigendecomposition)")
+    p.add_argument("--check", action="store_true",
+                   help="after recommending, run TRAK with real sketches at the recommended k for each M "
+                        "on your rows and print achieved +- s.e. beside predicted")
+    p.add_argument("--check-draws", type=_int, default=8, help="draws of M sketches per check (default: %(default)s)")
     p.add_argument("--plot", default=None, metavar="FILE.png", help="write a PNG of the curves")
     p.add_argument("--json", action="store_true", help="print machine-readable JSON on stdout")
     p.set_defaults(run=_run_plan)
@@ -379,7 +400,7 @@ def _add_plan(sub) -> None:
 def _run_plan(args) -> int:
     import numpy as np
 
-    from sims.runs.features import load_array, load_features
+    from sims.runs.features import load_array, load_features, load_test_rows
     from sims.runs.plan import format_plan, plan, plot_plan
 
     X, y = load_features(args.data, features=args.features, labels=args.labels)
@@ -388,9 +409,12 @@ def _run_plan(args) -> int:
         beta = load_array(args.beta, "beta file")
         if not isinstance(beta, np.ndarray) or beta.dtype.kind not in "biuf":
             raise InvalidParameterError(f"--beta must be a .npy file of numbers, got {args.beta!r}.")
+    X_test = load_test_rows(args.test) if args.test is not None else None
     result = plan(X, y, family=args.family, lam=args.lam, lam_trak=args.lam_trak, target=args.target,
                   metric=args.metric, n_proj=args.n_proj, k_grid=args.k_grid, beta=beta,
-                  spectrum=args.spectrum, seed=args.seed)
+                  spectrum=args.spectrum, seed=args.seed, method=args.method, X_test=X_test,
+                  holdout=args.holdout, truth=args.truth, variants=True if args.variants else "auto",
+                  check=args.check, check_draws=args.check_draws, progress=not args.json)
     if args.plot:
         plot_plan(result, args.plot)
     print(json.dumps(result, indent=2) if args.json else format_plan(result))

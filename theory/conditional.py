@@ -108,6 +108,7 @@ class Basis:
     null2: np.ndarray
     p: int
     rank: int
+    U: np.ndarray | None = None      # the eigenvectors (p x r)
     sq: np.ndarray | None = None     # Xt * Xt (`_squares`)
 
 
@@ -126,7 +127,7 @@ def eigenbasis(X, X0, weights=None) -> Basis:
         tol = s[-1] * max(n, p) * np.finfo(float).eps
         rank = int(np.sum(s > tol))
         s = np.where(s > tol, s, 0.0)
-        return Basis(s, X @ U, X0 @ U, np.zeros(X0.shape[0]), p, rank)
+        return Basis(s, X @ U, X0 @ U, np.zeros(X0.shape[0]), p, rank, U)
     mu, W = np.linalg.eigh(Y @ Y.T)
     tol = max(mu[-1], 0.0) * max(n, p) * np.finfo(float).eps
     keep = mu > tol
@@ -134,7 +135,32 @@ def eigenbasis(X, X0, weights=None) -> Basis:
     U = (Y.T @ W) / np.sqrt(s)                       # right singular vectors of Y, p x r
     X0t = X0 @ U
     null2 = np.maximum(np.sum(X0 * X0, axis=1) - np.sum(X0t * X0t, axis=1), 0.0)
-    return Basis(s, X @ U, X0t, null2, p, int(s.size))
+    return Basis(s, X @ U, X0t, null2, p, int(s.size), U)
+
+
+def ridge_influences(basis: Basis, g, w, lam: float):
+    """IF, NS (T x n) and the leverages h_i = x_i^T H^{-1} x_i of the ridge GLM with curvatures w,
+    H = X^T diag(w) X + lam I, in the eigenbasis of X^T X (exact: x_i lies in its span, and H^{-1}
+    maps the span to itself): IF_0i = -g_i x0^T H^{-1} x_i, NS_0i = IF_0i / (1 - w_i h_i). Cost
+    n r^2 (the r x r Hessian and X~ L^-T) plus r^3/3."""
+    Xt = basis.Xt
+    Ht = (Xt.T * w) @ Xt + lam * np.eye(Xt.shape[1])
+    C = np.linalg.cholesky(Ht)
+    from scipy.linalg import solve_triangular
+
+    Z = solve_triangular(C, np.concatenate([basis.X0t, Xt]).T, lower=True)     # C^{-1} [X0t; Xt]^T
+    T = basis.X0t.shape[0]
+    IF = -(Z[:, :T].T @ Z[:, T:]) * g
+    h = np.sum(Z[:, T:] ** 2, axis=0)
+    return IF, IF / (1.0 - w * h), h
+
+
+def hessian_effective_dimension(basis: Basis, w, lam: float) -> float:
+    """d_eff = tr(H^{-1} X^T diag(w) X) = sum_j s_w,j/(s_w,j + lam): the directions the Hessian keeps."""
+    Xt = basis.Xt
+    Ht = (Xt.T * w) @ Xt
+    ev = np.clip(np.linalg.eigvalsh(Ht), 0.0, None)
+    return float(np.sum(ev / (ev + lam)))
 
 
 # ------------------------------------------------------------------------------ the sketch
@@ -197,12 +223,6 @@ def sketch(basis: Basis, k: int, lam_trak: float) -> Sketch:
     return Sketch(mu, 1.0 / (basis.s + mu), 1.0 / mu, mu * mu / (k - df2), df1, df2)
 
 
-def ridge_kernel(basis: Basis, mu: float) -> Sketch:
-    """The unsketched ridge kernel (G + mu I)^{-1}: no fluctuation (c = 0)."""
-    df1, df2 = _df(basis.s, mu)
-    return Sketch(mu, 1.0 / (basis.s + mu), 1.0 / mu, 0.0, df1, df2)
-
-
 # ------------------------------------------------------------------------------ the truth
 class Truth(NamedTuple):
     """Per test row: the truth L (T x n), centred (Lc), and its centred average ranks (ranks) with
@@ -253,13 +273,16 @@ def _squares(basis: Basis) -> np.ndarray:
     return basis.sq
 
 
-def score_law(basis: Basis, kern: Sketch, weights) -> ScoreLaw:
-    """m_i = -a_i x0^T R x_i, b_i = a_i x0^T R^2 x_i, A = x0^T R^2 x0 (r_null^2 off the basis)."""
+def score_law(basis: Basis, kern: Sketch, weights, means: bool = True) -> ScoreLaw:
+    """m_i = -a_i x0^T R x_i, b_i = a_i x0^T R^2 x_i, A = x0^T R^2 x0 (r_null^2 off the basis).
+    means=False leaves m and b out (None): the closed forms of fixed weights do not need them."""
     X0t, r = basis.X0t, kern.r
-    both = basis.Xt @ np.concatenate([(X0t * r).T, (X0t * r * r).T], axis=1)     # n x 2T
     T = X0t.shape[0]
-    mean = -(both[:, :T] * weights[:, None]).T
-    b = (both[:, T:] * weights[:, None]).T
+    mean = b = None
+    if means:
+        both = basis.Xt @ np.concatenate([(X0t * r).T, (X0t * r * r).T], axis=1)     # n x 2T
+        mean = -(both[:, :T] * weights[:, None]).T
+        b = (both[:, T:] * weights[:, None]).T
     rn2 = 0.0 if not np.isfinite(kern.r_null) else kern.r_null ** 2
     A = np.sum(X0t * X0t * r * r, axis=1) + rn2 * basis.null2
     return ScoreLaw(weights, mean, b, A, kern.c, basis, kern)
@@ -462,7 +485,7 @@ def spearman_pair_sums(mean, b, A, a, Qii, Qd, shifts, ranks, cM):
                                     jax.device_put(ranks), jax.device_put(np.asarray(cM, dtype=np.float64))))
 
 
-def spearman(laws: list, truth: Truth, n_projs, pairs: Pairs, pair_q) -> list:
+def _spearman(laws: list, truth: Truth, n_projs, pairs: Pairs, pair_q) -> list:
     """E[Spearman] of each law (per test row, per M) and the standard error of the row mean from
     sampling the pairs (0 when exact): [(rows T x nM, error nM)]. pair_q[j] = (Qii, Qd) of law j."""
     n = truth.L.shape[1]
@@ -506,7 +529,7 @@ class ConditionalModel:
     (and X^T diag(w) X), the truth's ranks and the Grams of the closed forms. `predict` then
     evaluates any (k, lamT, M). Arrays in, predictions out: no fitting (g, w come from the user's fit)."""
 
-    def __init__(self, X, g, X0, truth, *, w=None, lam=None):
+    def __init__(self, X, g, X0, truth, *, w=None, lam=None, bases=None):
         X = _check_array("X", X, 2)
         n, p = X.shape
         if n < 2 or p < 1:
@@ -539,8 +562,10 @@ class ConditionalModel:
         self.n, self.p, self.T = n, p, X0.shape[0]
         self.g, self.w, self.lam = g, w, lam
         self.truth = prepare_truth(L)
-        self.bases = {"plain": eigenbasis(X, X0)}
-        if w is not None:
+        self.bases = dict(bases or {})          # eigenbases computed by the caller (`eigenbasis`)
+        if "plain" not in self.bases:
+            self.bases["plain"] = eigenbasis(X, X0)
+        if w is not None and "weighted" not in self.bases:
             self.bases["weighted"] = eigenbasis(X, X0, w)
         self._grams = {}
 
@@ -570,8 +595,9 @@ class ConditionalModel:
             self._grams[key] = _grams(basis, weights, self.truth)
         return self._grams[key]
 
-    def laws(self, k: int, lam_trak: float, estimators) -> dict:
-        """{name: ScoreLaw} at (k, lamT) for each name in `estimators`."""
+    def laws(self, k: int, lam_trak: float, estimators, means: bool = True) -> dict:
+        """{name: ScoreLaw} at (k, lamT) for each name in `estimators` (`score_law`; the leverage
+        variants always with their means)."""
         kerns, laws = {}, {}
         for name in estimators:
             spec = CONDITIONAL_ESTIMATORS[name]
@@ -579,12 +605,15 @@ class ConditionalModel:
             if spec.gram not in kerns:
                 kerns[spec.gram] = sketch(basis, k, lam_trak)
             kern = kerns[spec.gram]
-            laws[name] = score_law(basis, kern, self._weights(name, spec, basis, kern))
+            laws[name] = score_law(basis, kern, self._weights(name, spec, basis, kern),
+                                   means or spec.leverage is not None)
         return laws
 
     def predict(self, k, lam_trak=0.0, n_proj=1, *, projection: str = "gaussian", estimators=None,
-                pairs: int = DEFAULT_PAIRS, seed: int = 0) -> dict:
+                pairs: int = DEFAULT_PAIRS, seed: int = 0, spearman: bool = True) -> dict:
         """Predictions at one (k, lamT) for one or several M (`n_proj`, int or sequence).
+        spearman=False skips Spearman (None in the result) and, for fixed weights, every n-sized
+        product: the closed forms alone cost T r^2 (a fast path for scans).
 
         Returns {"k", "lam_trak", "n_proj", "estimators": {name: {metric: {"mean", "se", "rows"}}}
         (a list over M when n_proj is a sequence), "constants": {mu, c, df1, df2 per Gram},
@@ -605,17 +634,20 @@ class ConditionalModel:
                 raise InvalidParameterError(f"unknown estimator {name!r} (known: {', '.join(CONDITIONAL_ESTIMATORS)}).")
             if CONDITIONAL_ESTIMATORS[name].gram not in self.bases:
                 raise InvalidParameterError(f"{name} needs the curvatures w.")
-        laws = self.laws(k, lam_trak, names)
+        laws = self.laws(k, lam_trak, names, means=spearman)
         import jax
 
         pairs = sample_pairs(self.n, pairs, jax.random.PRNGKey(seed))
         pq_cache = {}
         for name in names:
             kern = laws[name].kern
-            if id(kern) not in pq_cache:
+            if id(kern) not in pq_cache and (spearman or CONDITIONAL_ESTIMATORS[name].leverage):
                 pq_cache[id(kern)] = pair_products(laws[name].basis, kern, pairs)
-        sp = spearman([laws[nm] for nm in names], self.truth, Ms, pairs,
-                      [pq_cache[id(laws[nm].kern)] for nm in names])
+        if spearman:
+            sp = _spearman([laws[nm] for nm in names], self.truth, Ms, pairs,
+                           [pq_cache[id(laws[nm].kern)] for nm in names])
+        else:
+            sp = [(np.full((self.T, len(Ms)), np.nan), np.full(len(Ms), np.nan)) for _ in names]
         per_M = [{} for _ in Ms]
         sp_err = [{} for _ in Ms]
         for name, (rows, err) in zip(names, sp):
@@ -627,9 +659,10 @@ class ConditionalModel:
                 mom = sampled_moments(law, self.truth, *pq_cache[id(law.kern)], pairs)
             for j, M in enumerate(Ms):
                 cf = closed_form_metrics(mom, self.truth, M)
-                per_M[j][name] = {"pearson": _summary(cf["pearson"]), "spearman": _summary(rows[:, j]),
+                per_M[j][name] = {"pearson": _summary(cf["pearson"]),
+                                  "spearman": _summary(rows[:, j]) if spearman else None,
                                   "rel_error": _summary(cf["rel_error"]), "scale": _summary(cf["scale"])}
-                sp_err[j][name] = float(err[j])
+                sp_err[j][name] = float(err[j]) if spearman else None
         constants = {}
         for name in names:
             kern = laws[name].kern
@@ -647,18 +680,12 @@ class ConditionalModel:
     def exact_estimators(self) -> dict:
         """IF and NS on the data (no sketch): their metrics against the truth, exactly."""
         if "exact" not in self._grams:
-            basis = self.bases["weighted"]
-            kern = ridge_kernel(basis, self.lam)
-            h = self.w * leverage(basis, kern)
-            out = {}
-            for name, weights in (("if", self.g), ("ns", self.g / (1.0 - h))):
-                law = score_law(basis, kern, weights)
-                out[name] = _exact_metrics(law.mean, self.truth)
-            self._grams["exact"] = out
+            IF, NS, _ = ridge_influences(self.bases["plain"], self.g, self.w, self.lam)
+            self._grams["exact"] = {"if": exact_metrics(IF, self.truth), "ns": exact_metrics(NS, self.truth)}
         return self._grams["exact"]
 
 
-def _exact_metrics(S, truth: Truth) -> dict:
+def exact_metrics(S, truth: Truth) -> dict:
     """Metrics of fixed scores S (T x n) against the truth."""
     from scipy.stats import rankdata
 

@@ -515,7 +515,8 @@ def gradient_scales(X, g) -> tuple[np.ndarray, np.ndarray]:
 def exact_loo(family: str, X, y, X0, fit: Fit, A, lam, *, XA=None, tol: float = 1e-10,
               chord_iters: int = 30, newton_iters: int = 100, chunk_size: int | None = None,
               memory_budget: int = DEFAULT_MEMORY_BUDGET, track: bool | None = None,
-              progress=None, offset=None, jacobi: bool = True, f32_steps: int | None = None) -> Loo:
+              progress=None, offset=None, jacobi: bool = True, f32_steps: int | None = None,
+              points=None) -> Loo:
     """Exact LOO influence on every test point for every training point (see module docstring).
 
     `A` is H^{-1} at beta_hat and `XA` = X A (computed if absent). `track` forces (True) or
@@ -527,7 +528,8 @@ def exact_loo(family: str, X, y, X0, fit: Fit, A, lam, *, XA=None, tol: float = 
     False runs the plain chord iteration (as when tracking), for comparison. `f32_steps`: how many
     of each point's first steps run their products in float32 (module docstring, "Mixed
     precision"); None chooses (`_f32_steps`: 4 at tol 1e-10 for non-quadratic families when the
-    Jacobi iteration runs, else 0), 0 keeps every product in float64.
+    Jacobi iteration runs, else 0), 0 keeps every product in float64. `points` (indices): leave
+    out only these training points (the other columns of the result stay NaN); None: every point.
     """
     family = get_family(family).name
     n, p = X.shape
@@ -551,7 +553,8 @@ def exact_loo(family: str, X, y, X0, fit: Fit, A, lam, *, XA=None, tol: float = 
 
     # Lanes start with the hardest points (largest |g_i|, most steps), so that the last lanes to
     # finish, which run partly empty, hold quick points.
-    queue = list(np.argsort(-np.abs(np.asarray(fit.g)), kind="stable"))
+    wanted = np.ones(n, bool) if points is None else np.isin(np.arange(n), np.asarray(points))
+    queue = [i for i in np.argsort(-np.abs(np.asarray(fit.g)), kind="stable") if wanted[i]]
     queue.reverse()                           # pop() from the end
     jacobi = jacobi and not track
     if jacobi:   # lanes start from warm-started points (float32 steps unless f32_steps is 0)
@@ -604,7 +607,7 @@ def exact_loo(family: str, X, y, X0, fit: Fit, A, lam, *, XA=None, tol: float = 
                 progress(int(done.sum()))
         fresh = done | ~active
 
-    slow = np.flatnonzero(~(resid <= tol) | ~np.all(np.isfinite(values), axis=0))
+    slow = np.flatnonzero(wanted & (~(resid <= tol) | ~np.all(np.isfinite(values), axis=0)))
     target_d = place.replicate(target)[0]
     offset_d = None if offset is None else place.replicate(offset)[0]
     for start in range(0, slow.size, B):
@@ -616,7 +619,7 @@ def exact_loo(family: str, X, y, X0, fit: Fit, A, lam, *, XA=None, tol: float = 
         values[:, idx] = np.asarray(v)[:idx.size].T
         iters[idx] += np.asarray(it)[:idx.size]
         resid[idx] = np.asarray(rr)[:idx.size]
-    bad = ~(resid <= tol) | ~np.all(np.isfinite(values), axis=0)
+    bad = wanted & (~(resid <= tol) | ~np.all(np.isfinite(values), axis=0))
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
         raise NotConvergedError(

@@ -200,3 +200,73 @@ def validate_case(case: Case, *, ks=None, lam_traks=None, n_projs=(1, 4, 16), re
     exact = {e: {m: v["mean"] for m, v in model.exact_estimators()[e].items()} for e in ("if", "ns")}
     return dict(case=case.name, family=case.family, truth=case.truth_label, n=n, p=p, rank=model.rank,
                 d_eff=d_eff, tolerance=tol, lam=case.lam, projection=projection, reps=reps, exact=exact, rows=rows)
+
+
+# ------------------------------------------------------------------------------ universality
+def gaussian_twin(X, X0, beta, *, family: str, sigma: float, key):
+    """A Gaussian design with the second moments of the real rows and the same truth: rows of X
+    and X0 iid N(0, X^T X / n) (drawn with jax.random from `key`), labels from the family at the
+    signal x^T beta (sigma for the gaussian family)."""
+    from theory.families import get_family
+
+    n, p = X.shape
+    G = np.asarray(X, float).T @ np.asarray(X, float) / n
+    s, U = np.linalg.eigh(G)
+    root = (U * np.sqrt(np.clip(s, 0.0, None))) @ U.T
+    k_x, k_x0, k_y = jax.random.split(key, 3)
+    Xg = np.asarray(jax.random.normal(k_x, (n, p), dtype=np.float64)) @ root
+    X0g = np.asarray(jax.random.normal(k_x0, (X0.shape[0], p), dtype=np.float64)) @ root
+    yg = np.asarray(get_family(family).sample(k_y, jax.device_put(Xg @ beta), sigma), dtype=np.float64)
+    return Xg, yg, X0g
+
+
+def universality_study(name: str, *, n_test: int = 30, lam: float = 0.1, lam_trak: float = 0.0,
+                       ks_theory=None, ks_mc=None, reps: int = 8, seed: int = 0) -> dict:
+    """Where the Gaussian-design theory's optimism on real features comes from (fig_universality).
+
+    On one dataset of `sims.runs.real` (n_test rows held out, the fit on the rest), Spearman of TRAK
+    (M = 1) with exact LOO against k:
+      gaussian_theory      `theory.predict_curve` at the training rows' spectrum and plug-in truth
+                           (what `trak-sim plan --method gaussian` predicts);
+      conditional_theory   `theory.conditional` on the real rows, their g and exact LOO;
+      real                 TRAK with `reps` real sketches on the real rows (mean, s.e.);
+      gaussian_twin        the same on a Gaussian design with the rows' second moments and the
+                           fitted coefficients as truth (`gaussian_twin`), with its own exact LOO;
+      twin_conditional     the conditional theory on that Gaussian design.
+    """
+    from theory.conditional import ConditionalModel
+    from theory.prediction import predict_curve
+
+    from .features import feature_spectrum, suite_summary
+
+    case = dataset_case(name, n_test=n_test, seed=seed, lam=lam)
+    X, y, X0 = case.X, case.y, case.X0
+    n, p = X.shape
+    ft = fit_and_truth(X, y, X0, family=case.family, lam=lam)
+    model = ConditionalModel(X, ft.g, X0, ft.influence["loo"])
+    top = model.rank - 1 if lam_trak == 0 else p
+    ks_theory = sorted({int(round(v)) for v in np.geomspace(2, top, 24)}) if ks_theory is None else list(ks_theory)
+    ks_mc = sorted({int(round(v)) for v in np.geomspace(3, top, 5)}) if ks_mc is None else list(ks_mc)
+    spec = feature_spectrum(X, method="exact")
+    sm = suite_summary(X, y, case.family, spec, ft.beta)
+    gauss = predict_curve("kappa", [k / p for k in ks_theory], spectrum=sm["s"], theta=sm["theta"],
+                          family=case.family, delta=n / p, lam=lam / sm["c2"], lam_trak=lam_trak / sm["c2"],
+                          gamma=sm["gamma"], sigma=sm["sigma"])["estimators"]["trak"]["spearman"]
+    cond = [model.predict(k, lam_trak, 1, estimators=["trak"], seed=seed)["estimators"]["trak"]["spearman"]["mean"]
+            for k in ks_theory]
+    real = [sketch_monte_carlo(X, X0, ft.g, ft.w, ft.influence["loo"], k=k, lam_trak=lam_trak, reps=reps,
+                               seed=seed)["trak"]["spearman"] for k in ks_mc]
+    Xg, yg, X0g = gaussian_twin(X, X0, ft.beta, family=case.family, sigma=sm["sigma"],
+                                key=jax.random.PRNGKey(seed + 1))
+    tg = fit_and_truth(Xg, yg, X0g, family=case.family, lam=lam)
+    twin_model = ConditionalModel(Xg, tg.g, X0g, tg.influence["loo"])
+    twin = [sketch_monte_carlo(Xg, X0g, tg.g, tg.w, tg.influence["loo"], k=k, lam_trak=lam_trak, reps=reps,
+                               seed=seed)["trak"]["spearman"] for k in ks_mc]
+    twin_cond = [twin_model.predict(k, lam_trak, 1, estimators=["trak"], seed=seed)["estimators"]["trak"]
+                 ["spearman"]["mean"] for k in ks_theory]
+    strip = lambda d: {"mean": d["mean"], "se": d["se"]}  # noqa: E731
+    return dict(name=name, family=case.family, n=n, p=p, rank=model.rank, n_test=n_test, lam=lam,
+                lam_trak=lam_trak, reps=reps, ks_theory=ks_theory, ks_mc=ks_mc,
+                gaussian_theory=[float(v) for v in gauss], conditional_theory=cond,
+                real=[strip(r) for r in real], gaussian_twin=[strip(r) for r in twin], twin_conditional=twin_cond,
+                plug_in={"gamma": sm["gamma"], "sigma": sm["sigma"]})

@@ -79,6 +79,19 @@ def load_features(data=None, *, features=None, labels=None):
     return X, y
 
 
+def load_test_rows(path):
+    """Test rows from an .npy file or an .npz archive with array X (or X0): a 2-D numeric array."""
+    z = load_array(path, "test file")
+    if isinstance(z, np.lib.npyio.NpzFile):
+        name = next((k for k in ("X0", "X") if k in z.files), None)
+        if name is None:
+            raise InvalidParameterError(f"test file {path} has no array 'X' or 'X0' (it has {', '.join(z.files) or 'none'}).")
+        z = z[name]
+    if not isinstance(z, np.ndarray) or z.dtype.kind not in "biuf" or z.ndim != 2:
+        raise InvalidParameterError(f"test file {path} must hold a 2-D numeric array (rows x p).")
+    return z
+
+
 def row_blocks(X, block_bytes: int = BLOCK_BYTES):
     """Yield (start, block) with block a float64 copy of at most block_bytes of rows of X."""
     n, p = X.shape

@@ -66,6 +66,35 @@ def default_k_grid(p: int, k_max: int, points: int = 40) -> list:
     return sorted({int(round(v)) for v in np.geomspace(1, max(k_max, 1), points)} | {k_max})
 
 
+def recommend(k_grid, n_proj, value, target: float) -> list:
+    """Per M: the smallest k on the grid whose predicted metric value(k, M) reaches the target,
+    refined to the smallest integer by bisection below it (value(k, M) is None where the theory
+    has no value); otherwise k = None, reachable = False and the ceiling (best value, its k)."""
+    out = []
+    for M in n_proj:
+        vals = [(k, value(k, M)) for k in k_grid]
+        ok = [(k, v) for k, v in vals if v is not None]
+        if not ok:
+            out.append(dict(n_proj=M, k=None, predicted=None, reachable=False, ceiling=None, ceiling_k=None))
+            continue
+        ceil_k, ceil_v = max(ok, key=lambda kv: kv[1])
+        idx = next((i for i, (k, v) in enumerate(vals) if v is not None and v >= target), None)
+        rec = dict(n_proj=M, k=None, predicted=None, reachable=idx is not None, ceiling=ceil_v, ceiling_k=ceil_k)
+        if idx is not None:
+            hi, vhi = vals[idx]
+            lo = vals[idx - 1][0] if idx > 0 else 0
+            while hi - lo > 1:
+                mid = (lo + hi) // 2
+                v = value(mid, M)
+                if v is not None and v >= target:
+                    hi, vhi = mid, v
+                else:
+                    lo = mid
+            rec.update(k=hi, predicted=vhi)
+        out.append(rec)
+    return out
+
+
 class _Theory:
     """The fixed point once; TRAK's metrics at any (k, lam_T, M) from the traces."""
 
@@ -141,20 +170,69 @@ class _Theory:
         return np.asarray(self._spear(np.pad(rhos, (0, size - rhos.size))))[:rhos.size]
 
 
+METHODS = ("conditional", "gaussian", "both")
+
+
 def plan(X, y, *, family: str, lam: float, lam_trak: float = 0.0, target: float = 0.9,
          metric: str = "spearman", n_proj=DEFAULT_N_PROJ, k_grid=None, beta=None,
-         spectrum: str = "auto", seed: int = 0, scan_lam_trak: bool = True) -> dict:
+         spectrum: str = "auto", seed: int = 0, scan_lam_trak: bool = True, method: str = "conditional",
+         X_test=None, holdout=None, truth: str = "auto", variants="auto", check: bool = False,
+         check_draws: int = 8, progress: bool = False) -> dict:
     """Smallest projection size k per number of projections M for TRAK to reach `target`
     (Pearson or Spearman correlation with exact LOO, predicted by the theory) on features X (n x p,
     any scale, numpy array or memory map) with labels y; lam and lam_trak on the scale of X
-    (docs/plan.md). beta: coefficients to use instead of fitting. Returns a dict with keys
-    curve, recommendation, effective_dimension, best_lam_trak, if, inputs (docs/plan.md).
-    Raises InvalidParameterError (bad input) or NotConvergedError."""
-    t_start = time.perf_counter()
+    (docs/plan.md). beta: coefficients to use instead of fitting.
+
+    method "conditional" (default): the theory conditional on the rows themselves
+    (`sims.runs.plan_conditional`): test rows X_test, or a seeded hold-out of `holdout` rows
+    (default min(200, n/10)); the truth exact LOO or the Newton step (`truth` auto/loo/ns);
+    `check` adds TRAK with `check_draws` real sketches at the recommended k. "gaussian": the
+    Gaussian-design theory at the spectrum and a plug-in truth (every row fits; no test rows).
+    "both": the conditional plan with the Gaussian one under key "gaussian".
+    Returns a dict with keys method, truth, curve, recommendation, effective_dimension,
+    best_lam_trak, inputs (and check). Raises InvalidParameterError (bad input) or NotConvergedError."""
     X, y = check_features(X, y, family)
-    n, p = X.shape
+    if method not in METHODS:
+        raise InvalidParameterError(f"method must be one of {', '.join(METHODS)}, got {method!r}.")
     lam, lam_trak, target, n_proj, k_grid = _check_options(family, lam, lam_trak, target, metric, n_proj,
-                                                           k_grid, p)
+                                                           k_grid, X.shape[1])
+    if holdout is not None:
+        from theory.params import check_int
+
+        holdout = check_int("holdout", holdout, lo=2)
+    if check_draws < 2:
+        raise InvalidParameterError(f"check_draws must be >= 2, got {check_draws}.")
+    beta = _check_beta(beta, X.shape[1])
+    common = dict(family=family, lam=lam, lam_trak=lam_trak, target=target, metric=metric, n_proj=n_proj,
+                  k_grid=k_grid, beta=beta, seed=seed, scan_lam_trak=scan_lam_trak)
+    if method == "gaussian":
+        if X_test is not None or holdout is not None:
+            raise InvalidParameterError("test rows and a hold-out belong to --method conditional or both.")
+        return _plan_gaussian(X, y, spectrum=spectrum, **common)
+    from .plan_conditional import plan_conditional
+
+    out = plan_conditional(X, y, X_test=X_test, holdout=holdout, truth=truth, variants=variants, check=check,
+                           check_draws=check_draws, progress=progress, **common)
+    if method == "both":
+        out["method"] = "both"
+        out["gaussian"] = _plan_gaussian(X, y, spectrum=spectrum, **common)
+    return out
+
+
+def _check_beta(beta, p):
+    if beta is None:
+        return None
+    beta = np.asarray(beta, dtype=float)
+    if beta.shape != (p,) or not np.all(np.isfinite(beta)):
+        raise InvalidParameterError(f"beta must be {p} finite numbers (one per column of X), got shape {beta.shape}.")
+    return beta
+
+
+def _plan_gaussian(X, y, *, family, lam, lam_trak, target, metric, n_proj, k_grid, beta, spectrum, seed,
+                   scan_lam_trak) -> dict:
+    """The Gaussian-design plan (the module docstring): every row fits, the truth is the plug-in model."""
+    t_start = time.perf_counter()
+    n, p = X.shape
     timings = {}
     t0 = time.perf_counter()
     spec = feature_spectrum(X, method=spectrum, seed=seed)
@@ -164,10 +242,6 @@ def plan(X, y, *, family: str, lam: float, lam_trak: float = 0.0, target: float 
     if beta is None:
         beta, fit_info = fit_glm(X, y, family, lam, spec)
         fit_info["given"] = False
-    else:
-        beta = np.asarray(beta, dtype=float)
-        if beta.shape != (p,) or not np.all(np.isfinite(beta)):
-            raise InvalidParameterError(f"beta must be {p} finite numbers (one per column of X), got shape {beta.shape}.")
     timings["fit_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     sm = suite_summary(X, y, family, spec, beta)
@@ -215,30 +289,8 @@ def plan(X, y, *, family: str, lam: float, lam_trak: float = 0.0, target: float 
     # variants, through predict_spectrum when the theory has them
     variants = _variants(th, curve, k_grid, n_proj, lam_t_s)
 
-    # recommendation per M: first crossing on the grid, refined by bisection on integers
-    recommendation = []
-    for M in n_proj:
-        vals = [(k, value.get((k, M))) for k in k_grid]
-        ok = [(k, v) for k, v in vals if v is not None]
-        if not ok:
-            recommendation.append(dict(n_proj=M, k=None, predicted=None, reachable=False, ceiling=None,
-                                       ceiling_k=None))
-            continue
-        ceil_k, ceil_v = max(ok, key=lambda kv: kv[1])
-        idx = next((i for i, (k, v) in enumerate(vals) if v is not None and v >= target), None)
-        rec = dict(n_proj=M, k=None, predicted=None, reachable=idx is not None, ceiling=ceil_v, ceiling_k=ceil_k)
-        if idx is not None:
-            hi, vhi = vals[idx]
-            lo = vals[idx - 1][0] if idx > 0 else 0
-            while hi - lo > 1:
-                mid = (lo + hi) // 2
-                v = metric_at(mid, M)
-                if v is not None and v >= target:
-                    hi, vhi = mid, v
-                else:
-                    lo = mid
-            rec.update(k=hi, predicted=vhi)
-        recommendation.append(rec)
+    recommendation = recommend(k_grid, n_proj, lambda k, M: value[(k, M)] if k in k_grid and (k, M) in value
+                               else metric_at(k, M), target)
 
     # best lam_T per (k, M)
     best = []
@@ -279,8 +331,9 @@ def plan(X, y, *, family: str, lam: float, lam_trak: float = 0.0, target: float 
                   lam_trak_suite=lam_t_s, delta=delta, gamma=sm["gamma"], sigma=sm["sigma"],
                   spectrum_method=spec.method, spectrum_eigenpairs=int(spec.V.shape[1]), fit=fit_info,
                   variants=variants, timings=timings)
-    return dict(curve=curve, recommendation=recommendation, effective_dimension=effective_dimension,
-                best_lam_trak=best, inputs=inputs)
+    return dict(method="gaussian", truth="plug-in (the Gaussian-design theory)", curve=curve,
+                recommendation=recommendation, effective_dimension=effective_dimension, best_lam_trak=best,
+                inputs=inputs)
 
 
 def _variants(th, curve, k_grid, n_proj, lam_t_s) -> str:
@@ -335,17 +388,31 @@ def simulate_at(X, y, X0, *, family: str, lam: float, k: int, n_proj: int = 1, l
 
 # ----------------------------------------------------------------------------------- output
 def format_plan(result: dict) -> str:
-    """Human-readable summary of a `plan` result."""
+    """Human-readable summary of a `plan` result (both methods side by side for method "both")."""
     i, e = result["inputs"], result["effective_dimension"]
     m = i["metric"]
-    lines = [f"{i['family']} ridge on {i['n']} x {i['p']} features ({i['dtype']}): lam = {i['lam']:g}, "
-             f"lam_T = {i['lam_trak']:g} (suite units: /{i['scale_c2']:.4g} -> {i['lam_suite']:.4g}, "
-             f"{i['lam_trak_suite']:.4g}); spectrum {i['spectrum_method']}, rank {e['rank']}; "
-             f"plug-in gamma = {i['gamma']:.3g}" + (f", sigma = {i['sigma']:.3g}" if get_family(i["family"]).uses_sigma else ""),
-             f"effective dimension d_A = {e['d_A']:.1f} -> rule k ~ d_eff = {e['k_rule']}",
-             f"target: {m} >= {i['target']:g} (TRAK vs exact LOO, predicted)",
-             f"{'M':>5s} {'k needed':>9s} {'predicted':>10s} {'at k_rule':>10s} {'ceiling (k)':>18s}"
-             f" {'best lam_T: k':>14s} {'lam_T':>10s}"]
+    if result["method"] == "gaussian":
+        head = [f"{i['family']} ridge on {i['n']} x {i['p']} features ({i['dtype']}): lam = {i['lam']:g}, "
+                f"lam_T = {i['lam_trak']:g} (suite units: /{i['scale_c2']:.4g} -> {i['lam_suite']:.4g}, "
+                f"{i['lam_trak_suite']:.4g}); spectrum {i['spectrum_method']}, rank {e['rank']}; "
+                f"plug-in gamma = {i['gamma']:.3g}" + (f", sigma = {i['sigma']:.3g}" if get_family(i["family"]).uses_sigma else ""),
+                "method: gaussian (the Gaussian-design theory at your spectrum and a plug-in truth)"]
+    else:
+        sp = i["split"]
+        agree = i.get("ns_vs_loo")
+        head = [f"{i['family']} ridge on {sp['train_rows']} training rows x {i['p']} features ({i['dtype']}), "
+                f"{sp['test_rows']} test rows ({sp['kind']}): lam = {i['lam']:g}, lam_T = {i['lam_trak']:g}; rank {e['rank']}",
+                f"method: conditional (the theory on your rows; the projection is the only randomness); "
+                f"truth: {'exact LOO' if result['truth'] == 'loo' else 'the Newton step (NS)'}",
+                f"  (truth rule: {i['truth_rule']})"]
+        if agree:
+            head.append(f"  NS against exact LOO on {agree['points']} training points: Spearman {agree['spearman']:.4f}")
+    lines = head + [f"effective dimension d = {e['d_A']:.1f} -> rule k ~ d_eff = {e['k_rule']}",
+                    f"target: {m} >= {i['target']:g} (TRAK vs the truth, predicted)",
+                    f"{'M':>5s} {'k needed':>9s} {'predicted':>10s} {'at k_rule':>10s} {'ceiling (k)':>18s}"
+                    f" {'best lam_T: k':>14s} {'lam_T':>10s}" + (f" {'gaussian: k':>12s} {'predicted':>10s}"
+                                                                  if "gaussian" in result else "")]
+    gauss = {r["n_proj"]: r for r in result.get("gaussian", {}).get("recommendation", [])}
     for rec, rule in zip(result["recommendation"], e["predicted_at_k_rule"]):
         k = "unreach." if rec["k"] is None else str(rec["k"])
         pred = "-" if rec["predicted"] is None else f"{rec['predicted']:.4f}"
@@ -354,14 +421,24 @@ def format_plan(result: dict) -> str:
         b = rec.get("with_best_lam_trak") or {}
         bk = "-" if b.get("k") is None else str(b["k"])
         bl = "-" if b.get("lam_trak") is None else f"{b['lam_trak']:.3g}"
-        lines.append(f"{rec['n_proj']:>5d} {k:>9s} {pred:>10s} {ar:>10s} {ceil:>18s} {bk:>14s} {bl:>10s}")
+        line = f"{rec['n_proj']:>5d} {k:>9s} {pred:>10s} {ar:>10s} {ceil:>18s} {bk:>14s} {bl:>10s}"
+        if rec["n_proj"] in gauss:
+            gr = gauss[rec["n_proj"]]
+            line += f" {'unreach.' if gr['k'] is None else str(gr['k']):>12s} " \
+                    f"{'-' if gr['predicted'] is None else format(gr['predicted'], '.4f'):>10s}"
+        lines.append(line)
     ifrow = next(r for r in result["curve"] if r["estimator"] == "if")
-    lines.append(f"IF (no projection): {m} {ifrow[m]:.4f}; corrected variants: {i['variants']}")
+    how = "exact on your rows" if result["method"] != "gaussian" else "predicted"
+    lines.append(f"IF (no projection, {how}): {m} {ifrow[m]:.4f}; corrected variants: {i['variants']}")
     if any(rec["k"] is None for rec in result["recommendation"]):
         lines.append(f"the target {i['target']:g} is unreachable for some M at lam_T = {i['lam_trak']:g}: "
                      "the ceiling column is the best predicted value on the k grid.")
-    lines.append(f"(spectrum {i['timings']['spectrum_s']:.1f} s, fit {i['timings']['fit_s']:.1f} s, total {i['timings']['total_s']:.1f} s; lam_T on your scale, TRAK with P ~ N(0, 1/k); "
-                 "traker's lambda = lam_T k/p; docs/plan.md)")
+    for c in result.get("check", []):
+        lines.append(f"check M = {c['n_proj']}, k = {c['k']}: predicted {c['predicted']:.4f}, achieved with "
+                     f"{c['draws']} real sketches {c['achieved']:.4f} +- {c['se']:.4f}")
+    t = i["timings"]
+    lines.append(f"({', '.join(f'{k[:-2]} {v:.1f} s' for k, v in t.items())}; lam_T on your scale, TRAK with "
+                 "P ~ N(0, 1/k); traker's lambda = lam_T k/p; docs/plan.md)")
     return "\n".join(lines)
 
 
@@ -382,6 +459,10 @@ def plot_plan(result: dict, path: str) -> str:
         best = [b for b in result["best_lam_trak"] if b["n_proj"] == M]
         if best:
             ax.plot([b["k"] for b in best], [b[m] for b in best], color=color, ls="--", lw=0.9)
+        gauss = [r for r in result.get("gaussian", {}).get("curve", [])
+                 if r["estimator"] == "trak" and r["n_proj"] == M and r[m] is not None]
+        if gauss:
+            ax.plot([r["k"] for r in gauss], [r[m] for r in gauss], color=color, ls=":", lw=1.0)
     ifrow = next(r for r in result["curve"] if r["estimator"] == "if")
     ax.axhline(ifrow[m], color="k", lw=0.8, ls=":", label="IF")
     ax.axhline(i["target"], color="tab:red", lw=0.8, label=f"target {i['target']:g}")
@@ -389,8 +470,9 @@ def plot_plan(result: dict, path: str) -> str:
     ax.set_xscale("log")
     ax.set_xlabel("projection size k")
     ax.set_ylabel(f"predicted {m} with exact LOO")
-    ax.set_title(f"{i['family']}, n = {i['n']}, p = {i['p']}, lam_T = {i['lam_trak']:g} (dashed: best lam_T)",
-                 fontsize=9)
+    extra = "; dotted: Gaussian-design theory" if "gaussian" in result else ""
+    ax.set_title(f"{i['family']}, n = {i['n']}, p = {i['p']}, lam_T = {i['lam_trak']:g}, {result['method']} "
+                 f"theory (dashed: best lam_T{extra})", fontsize=8)
     ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
     fig.savefig(path, dpi=120)

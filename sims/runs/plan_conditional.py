@@ -1,0 +1,296 @@
+"""`trak-sim plan --method conditional`: k and M for TRAK from the theory conditional on the user's
+own rows (`theory.conditional`, docs/theory.md §11), where the projection is the only randomness.
+
+Pipeline (docs/plan.md): split test rows off (a seeded hold-out of min(200, n/10) rows, or --test);
+eigenbasis of X^T X on the training rows (it also preconditions the fit); fit the ridge GLM
+(`features.fit_glm`) or take beta; IF and NS exactly in that eigenbasis; the truth (exact LOO when
+affordable, else the Newton step, with NS's agreement with exact LOO on a subsample reported);
+then the conditional theory along k for every M, the recommendation, the best lam_T, the k ~ d_eff
+rule and, with `check`, TRAK with real sketches at the recommended k. lam and lam_T are on the
+user's scale: the conditional theory needs no mapping to suite units.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+
+from theory.errors import EstimatorDoesNotExistError, InvalidParameterError, NotConvergedError
+
+TRUTHS = ("auto", "loo", "ns")
+LOO_FLOPS = 1e10                 # flop/s assumed by the affordability rule (2 cores, float64, with margin)
+LOO_AUTO_SECONDS = 30.0          # auto takes exact LOO when its estimate is at most this
+NS_CHECK_POINTS = 100            # training points of the NS-vs-LOO agreement when the truth is NS
+LAM_T_FACTORS = np.logspace(-4, 1, 7)   # best lam_T: {0} and these times the mean eigenvalue tr(G)/p
+SCAN_K = 10                      # k values of the best-lam_T scan (a subgrid of the curve's)
+VARIANT_MAX = 2000               # the weighted eigenbasis of trak_w/trak_wlev: min(n, p) up to this
+
+
+def loo_seconds(n: int, p: int) -> float:
+    """Estimated seconds of exact LOO for all n points: the set-up X H^{-1} (2 n p^2 flops) and ~4
+    gradient evaluations per point (8 n^2 p flops; benchmarks/README.md), at LOO_FLOPS."""
+    return (8.0 * n * n * p + 2.0 * n * p * p) / LOO_FLOPS
+
+
+def holdout_split(n: int, rows: int | None, seed: int):
+    """(train, test) row indices: `rows` (default min(200, n // 10)) test rows drawn with jax.random."""
+    import jax
+
+    T = min(200, n // 10) if rows is None else rows
+    if T < 2 or T > n // 2:
+        raise InvalidParameterError(f"the hold-out must be between 2 and n/2 = {n // 2} rows, got {T} "
+                                    f"(n = {n}; give test rows with --test instead).")
+    perm = np.asarray(jax.random.permutation(jax.random.PRNGKey(seed), n))
+    return np.sort(perm[T:]), np.sort(perm[:T])
+
+
+def _spectrum_of(basis, trace: float):
+    """A `features.Spectrum` (descending) from an eigenbasis, for the fit's preconditioner."""
+    from .features import Spectrum
+
+    s = np.zeros(basis.p)
+    s[:basis.s.size] = basis.s[::-1]
+    return Spectrum(s, basis.U[:, ::-1], trace, "exact", basis.rank)
+
+
+def _truth(X, y, X0, *, family, lam, beta, g, w, IF, NS, truth, seed, progress):
+    """The truth (T x n), its name, the rule that chose it and NS's agreement with exact LOO."""
+    import jax
+
+    from .conditional import fit_and_truth
+
+    n, p = X.shape
+    est = loo_seconds(n, p)
+    rule = (f"exact LOO when its estimate (8 n^2 p + 2 n p^2 flops at {LOO_FLOPS:.0e} flop/s = {est:.1f} s "
+            f"here) is <= {LOO_AUTO_SECONDS:g} s, else the Newton step")
+    use_loo = truth == "loo" or (truth == "auto" and est <= LOO_AUTO_SECONDS)
+    agreement = None
+    if use_loo:
+        if est > LOO_AUTO_SECONDS and progress:
+            print(f"exact LOO on {n} training points: about {est:.0f} s (estimate)", flush=True)
+        bar = _bar(n, "exact LOO") if progress else None
+        try:
+            ft = fit_and_truth(X, y, X0, family=family, lam=lam, progress=bar.update if bar else None)
+        finally:
+            if bar is not None:
+                bar.close()
+        L = ft.influence["loo"]
+        agreement = dict(points=n, spearman=_row_spearman(ft.influence["ns"], L))
+        return L, "loo", rule, agreement
+    m = min(NS_CHECK_POINTS, n)
+    if m >= 3:
+        pts = np.sort(np.asarray(jax.random.permutation(jax.random.PRNGKey(seed + 1), n))[:m])
+        L_sub = _loo_points(X, y, X0, family=family, lam=lam, beta=beta, g=g, w=w, points=pts)
+        agreement = dict(points=int(m), spearman=_row_spearman(NS[:, pts], L_sub))
+    return NS, "ns", rule, agreement
+
+
+def _loo_points(X, y, X0, *, family, lam, beta, g, w, points):
+    """Exact LOO of `points` only, warm-started at the fit (`sims.engine.loo.exact_loo`)."""
+    import jax
+    import jax.numpy as jnp
+
+    from ..engine.fit import Fit
+    from ..engine.loo import exact_loo
+    from ..engine.simulate import _inverse_and_product
+
+    Xd, yd, X0d = (jax.device_put(np.asarray(a, dtype=np.float64)) for a in (X, y, X0))
+    bd, gd, wd = (jax.device_put(np.asarray(a, dtype=np.float64)) for a in (beta, g, w))
+    A, XA, finite = _inverse_and_product(Xd, wd, lam)
+    if not bool(finite):
+        raise NotConvergedError("the Hessian at the fitted coefficients is numerically singular; use a larger lam.")
+    fit = Fit(bd, Xd @ bd, gd, wd, Xd.T @ gd + lam * bd, jnp.asarray(0), jnp.asarray(0.0), jnp.asarray(0, jnp.int32))
+    return np.asarray(exact_loo(family, Xd, yd, X0d, fit, A, lam, XA=XA, points=points).values)[:, points]
+
+
+def _row_spearman(S, L) -> float:
+    from theory.conditional import exact_metrics, prepare_truth
+
+    return exact_metrics(S, prepare_truth(L))["spearman"]["mean"]
+
+
+def _bar(total, desc):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit="pt", leave=False)
+
+
+def plan_conditional(X, y, *, family: str, lam: float, lam_trak: float, target: float, metric: str, n_proj,
+                     k_grid, beta=None, seed: int = 0, scan_lam_trak: bool = True, X_test=None,
+                     holdout: int | None = None, truth: str = "auto", variants="auto", check: bool = False,
+                     check_draws: int = 8, progress: bool = False) -> dict:
+    """See the module docstring and `sims.runs.plan.plan` (which validates the common options)."""
+    from theory.conditional import (ConditionalModel, eigenbasis, exact_metrics, hessian_effective_dimension,
+                                    prepare_truth, ridge_influences)
+    from theory.families import get_family
+
+    from .features import fit_glm
+
+    t_start = time.perf_counter()
+    timings = {}
+    if truth not in TRUTHS:
+        raise InvalidParameterError(f"truth must be one of {', '.join(TRUTHS)}, got {truth!r}.")
+    n_all, p = X.shape
+    if X_test is not None:
+        X_test = np.asarray(X_test)
+        if X_test.ndim != 2 or X_test.shape[1] != p:
+            raise InvalidParameterError(f"the test rows must have p = {p} columns like the training features, "
+                                        f"got shape {X_test.shape}.")
+        if X_test.shape[0] < 2 or not np.all(np.isfinite(X_test)):
+            raise InvalidParameterError("the test rows must be at least 2 rows of finite numbers.")
+        if holdout is not None:
+            raise InvalidParameterError("give either test rows or a hold-out size, not both.")
+        Xtr, ytr, X0 = np.asarray(X, dtype=np.float64), np.asarray(y, dtype=np.float64), X_test.astype(np.float64)
+        split = dict(kind="test rows", test_rows=int(X0.shape[0]), train_rows=n_all)
+    else:
+        tr, te = holdout_split(n_all, holdout, seed)
+        Xtr, ytr, X0 = (np.asarray(X[tr], dtype=np.float64), np.asarray(y, dtype=np.float64)[tr],
+                        np.asarray(X[te], dtype=np.float64))
+        split = dict(kind="hold-out", test_rows=int(te.size), train_rows=int(tr.size), seed=seed)
+    n = Xtr.shape[0]
+    fam = get_family(family)
+
+    t0 = time.perf_counter()
+    basis = eigenbasis(Xtr, X0)
+    trace = float(np.sum(Xtr * Xtr))
+    timings["eigenbasis_s"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    fit_info = {"given": beta is not None}
+    if beta is None:
+        beta, info = fit_glm(Xtr, ytr, family, lam, _spectrum_of(basis, trace))
+        fit_info.update(info)
+    eta = Xtr @ beta
+    g, w = np.asarray(fam.grad(ytr, eta), dtype=np.float64), np.asarray(fam.hess(ytr, eta), dtype=np.float64)
+    IF, NS, _ = ridge_influences(basis, g, w, lam)
+    timings["fit_s"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    L, truth_used, rule, agreement = _truth(Xtr, ytr, X0, family=family, lam=lam, beta=beta, g=g, w=w, IF=IF,
+                                            NS=NS, truth=truth, seed=seed, progress=progress)
+    timings["truth_s"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    with_variants = variants is True or (variants == "auto" and min(n, p) <= VARIANT_MAX)
+    model = ConditionalModel(Xtr, g, X0, L, w=w if with_variants else None, bases={"plain": basis})
+    names = ["trak"] + (["trak_w", "trak_lev", "trak_wlev"] if with_variants else [])
+    variants_note = "available" if with_variants else (
+        f"unavailable: the weighted eigenbasis of trak_w costs a second eigendecomposition, done only when "
+        f"min(n, p) <= {VARIANT_MAX} (here {min(n, p)}); pass variants=True (--variants) to force it")
+    rank = model.rank
+    k_max = p if lam_trak > 0 else min(p, rank - 1) if rank < p else p
+    if k_grid is None:
+        k_grid = sorted({int(round(v)) for v in np.geomspace(1, max(k_max, 1), 24)} | {k_max})
+    memo = {}
+
+    def point(k, lt=lam_trak, fast=False):
+        """Predictions at (k, lt) for every M (memoized), or None where the equivalent does not exist."""
+        key = (k, lt, fast)
+        if key not in memo:
+            try:
+                memo[key] = model.predict(k, lt, list(n_proj), estimators=["trak"] if fast else names, seed=seed,
+                                          spearman=not fast)
+            except EstimatorDoesNotExistError:
+                memo[key] = None
+        return memo[key]
+
+    def value(k, M):
+        pts = point(k)
+        if pts is None:
+            return None
+        return pts[list(n_proj).index(M)]["estimators"]["trak"][metric]["mean"]
+
+    curve = []
+    it = _bar(len(k_grid), "conditional theory") if progress else None
+    for k in k_grid:
+        pts = point(k)
+        for j, M in enumerate(n_proj):
+            for name in names:
+                row = dict(estimator=name, k=k, n_proj=M, pearson=None, spearman=None, rel_error=None)
+                if pts is not None:
+                    e = pts[j]["estimators"][name]
+                    row.update(pearson=e["pearson"]["mean"], spearman=e["spearman"]["mean"],
+                               rel_error=e["rel_error"]["mean"], spearman_error=pts[j]["spearman_error"][name])
+                curve.append(row)
+        if it is not None:
+            it.update(1)
+    if it is not None:
+        it.close()
+    truth_p = prepare_truth(L)
+    exact = {"if": exact_metrics(IF, truth_p), "ns": exact_metrics(NS, truth_p)}
+    for name in ("if", "ns"):
+        curve.append(dict(estimator=name, k=None, n_proj=None, **{m: exact[name][m]["mean"]
+                                                                   for m in ("pearson", "spearman", "rel_error")}))
+
+    from .plan import recommend
+
+    recommendation = recommend(k_grid, list(n_proj), value, target)
+    timings["curve_s"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    best = []
+    tr_over_p = trace / p
+    if scan_lam_trak:
+        scan_k = k_grid if len(k_grid) <= SCAN_K else [k_grid[int(i)] for i in np.linspace(0, len(k_grid) - 1, SCAN_K)]
+        grid = [0.0] + [float(f * tr_over_p) for f in LAM_T_FACTORS]
+        for k in scan_k:
+            cands = [(lt, point(k, lt, fast=True)) for lt in grid]
+            cands = [(lt, pts) for lt, pts in cands if pts is not None]
+            for j, M in enumerate(n_proj):
+                if not cands:
+                    continue
+                lt, pts = max(cands, key=lambda c: c[1][j]["estimators"]["trak"]["pearson"]["mean"])
+                full = point(k, lt)[j]["estimators"]["trak"]
+                best.append(dict(k=k, n_proj=M, lam_trak=lt, lam_trak_traker=lt * k / p,
+                                 pearson=full["pearson"]["mean"], spearman=full["spearman"]["mean"],
+                                 rel_error=full["rel_error"]["mean"], predicted=full[metric]["mean"]))
+        for rec in recommendation:
+            cands = [b for b in best if b["n_proj"] == rec["n_proj"]]
+            hit = next((b for b in cands if b["predicted"] >= target), None)
+            top = max(cands, key=lambda b: b["predicted"]) if cands else None
+            rec["with_best_lam_trak"] = dict(
+                k=hit["k"] if hit else None, lam_trak=hit["lam_trak"] if hit else None,
+                predicted=hit["predicted"] if hit else None,
+                ceiling=top["predicted"] if top else None, ceiling_k=top["k"] if top else None)
+    timings["lam_trak_scan_s"] = time.perf_counter() - t0
+
+    d_eff = hessian_effective_dimension(basis, w, lam)
+    k_rule = int(min(max(1, math.ceil(d_eff)), k_max))
+    at_rule = [dict(n_proj=M, predicted=value(k_rule, M)) for M in n_proj]
+    effective_dimension = dict(d_A=d_eff, k_rule=k_rule, predicted_at_k_rule=at_rule, rank=rank,
+                               definition="d_eff = tr(H^{-1} X^T diag(w) X) = sum_j s_j/(s_j + lam), s_j the "
+                                          "eigenvalues of the Hessian's Gram X^T diag(w) X")
+    checks = None
+    if check:
+        t0 = time.perf_counter()
+        checks = check_recommendation(Xtr, X0, g, w, L, recommendation, metric=metric, lam_trak=lam_trak,
+                                      draws=check_draws, seed=seed)
+        timings["check_s"] = time.perf_counter() - t0
+    timings["total_s"] = time.perf_counter() - t_start
+    inputs = dict(n=n, p=p, dtype=str(X.dtype), family=family, lam=lam, lam_trak=lam_trak, target=target,
+                  metric=metric, n_proj=list(n_proj), k_grid=list(k_grid), split=split, fit=fit_info,
+                  variants=variants_note, truth_rule=rule, ns_vs_loo=agreement, spectrum_method="exact",
+                  timings=timings)
+    out = dict(method="conditional", truth=truth_used, curve=curve, recommendation=recommendation,
+               effective_dimension=effective_dimension, best_lam_trak=best, inputs=inputs)
+    if checks is not None:
+        out["check"] = checks
+    return out
+
+
+def check_recommendation(X, X0, g, w, L, recommendation, *, metric: str, lam_trak: float, draws: int = 8,
+                         seed: int = 0) -> list:
+    """TRAK with real sketches at each recommended k (its M, the user's lam_T) against the same
+    truth: achieved mean +- s.e. over `draws` draws of M sketches (`sims.runs.conditional.sketch_monte_carlo`)."""
+    from .conditional import sketch_monte_carlo
+
+    out = []
+    for rec in recommendation:
+        k = rec["k"] if rec["k"] is not None else rec.get("ceiling_k")
+        if k is None:
+            continue
+        mc = sketch_monte_carlo(X, X0, g, w, L, k=k, lam_trak=lam_trak, n_proj=rec["n_proj"], reps=draws,
+                                seed=seed + 7)["trak"][metric]
+        out.append(dict(n_proj=rec["n_proj"], k=k, predicted=rec["predicted"] if rec["k"] is not None
+                        else rec["ceiling"], achieved=mc["mean"], se=mc["se"], draws=draws))
+    return out
