@@ -5,6 +5,7 @@ Writes X.npy (n x p float32, power-law spectrum s_j ~ j^-1, memory-mapped when r
 wall time and its peak resident memory (ru_maxrss of the child).
 
     .venv/bin/python benchmarks/bench_plan.py [--n 20000] [--p 5000] [--spectrum auto]
+        [--method conditional|gaussian|both] [--truth ns|loo|auto]
 
 Streaming memory (randomized path, min(n, p) > 2000): besides the memory map, the largest arrays
 are the p x l sketch and its products (l = 512: 3 p l doubles), one row block (128 MiB of float64
@@ -30,6 +31,8 @@ def main():
     ap.add_argument("--p", type=int, default=5000)
     ap.add_argument("--spectrum", default="auto")
     ap.add_argument("--lam", type=float, default=1.0)
+    ap.add_argument("--method", default="conditional", choices=("conditional", "gaussian", "both"))
+    ap.add_argument("--truth", default="ns", choices=("auto", "loo", "ns"))
     a = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         rng = np.random.default_rng(0)
@@ -47,13 +50,14 @@ def main():
         np.save(Path(tmp) / "y.npy", y)
         cmd = [sys.executable, "-m", "sims.cli", "plan", "--family", "logistic", "--lam", str(a.lam),
                "--features", str(Path(tmp) / "X.npy"), "--labels", str(Path(tmp) / "y.npy"),
-               "--target", "0.8", "--spectrum", a.spectrum]
+               "--target", "0.8", "--spectrum", a.spectrum, "--method", a.method, "--truth", a.truth]
         t0 = time.perf_counter()
         out = subprocess.run(cmd, capture_output=True, text=True)
         wall = time.perf_counter() - t0
         peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20   # KiB -> GiB
         print(out.stdout + out.stderr)
-        print(f"plan n={a.n} p={a.p} float32 ({a.n * a.p * 4 / 2**30:.2f} GiB file), spectrum {a.spectrum}: "
+        print(f"plan --method {a.method} --truth {a.truth} n={a.n} p={a.p} float32 ({a.n * a.p * 4 / 2**30:.2f} GiB file), "
+              f"spectrum {a.spectrum}: "
               f"wall {wall:.1f} s, peak RSS {peak:.2f} GiB, exit {out.returncode}")
 
 

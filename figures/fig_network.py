@@ -17,6 +17,7 @@ from ._common import COLORS, SPECS, add_caption, results_dir, save
 
 NAME = "fig_network"
 COST = 25   # seconds, quick preset from scratch on 2 cores (orders parallel drawing)
+NETWORK_SCHEMA = 2   # 2: results carry the conditional theory
 
 
 def _run_cached(store, **kwargs):
@@ -25,7 +26,7 @@ def _run_cached(store, **kwargs):
     from sims.network import run_network
     from sims.runs.store import RESULTS_SCHEMA, atomic_write_text
 
-    key = json.dumps({**kwargs, "schema": RESULTS_SCHEMA}, sort_keys=True)
+    key = json.dumps({**kwargs, "schema": RESULTS_SCHEMA, "network_schema": NETWORK_SCHEMA}, sort_keys=True)
     store.mkdir(parents=True, exist_ok=True)
     path = store / f"network_{hashlib.sha256(key.encode()).hexdigest()[:16]}.json"
     if path.exists():
@@ -66,7 +67,13 @@ def make(preset: str = "quick", progress: bool = True) -> list[str]:
             th = [(g["kappa"], g.get("theory", {}).get("trak", {}).get(metric)) for g in rows]
             th = [(k, v) for k, v in th if v is not None]
             if th:
-                ax.plot(*zip(*th), color=col, lw=1.4, label=f"M = {M}: theory (after-kernel)")
+                ax.plot(*zip(*th), color=col, lw=1.0, ls=":", label=f"M = {M}: Gaussian-design theory")
+            for truth, ls, what in (("network_loo", "-", "network"), ("linearized_loo", "--", "linearized")):
+                cond = [(g["kappa"], g.get("conditional", {}).get(truth, {}).get("trak", {}).get(metric)) for g in rows]
+                cond = [(k, v) for k, v in cond if v is not None]
+                if cond:
+                    ax.plot(*zip(*cond), color=col, lw=1.4, ls=ls,
+                            label=f"M = {M}: conditional theory vs {what} LOO")
         gap = res["linearization_gap"][metric]["mean"]
         ax.axhline(gap, color="0.45", ls="--", lw=1, label="linearized vs network LOO")
         ax.set_xscale("log")
@@ -81,7 +88,7 @@ def make(preset: str = "quick", progress: bool = True) -> list[str]:
     axes[0].set_ylabel("correlation of TRAK with LOO")
     axes[0].set_ylim(0, 1.02)
     handles, labels = axes[0].get_legend_handles_labels()
-    axes[1].legend(handles, labels, fontsize=6.5, loc="lower right", ncol=1)
+    axes[1].legend(handles, labels, fontsize=6.5, loc="center left", bbox_to_anchor=(1.02, 0.5), ncol=1)
     fig.suptitle("TRAK on a trained network: network LOO versus linearized LOO", fontsize=11)
     add_caption(fig, raw["description"] + f"  {c['n_test']} test points × {c['draws']} projection draws "
                  f"(preset '{preset}'); error bars ± 2 s.e.; points of one k/p are spread sideways.")

@@ -492,6 +492,17 @@ def format_network(result: dict) -> str:
         lines.append(row(name, sc))
     for g in result["trak"]:
         lines.append(row(f"trak k/p={g['kappa']:g} M={g['n_proj']} lT={g['lam_trak']:g}", g["estimators"]["trak"]))
+        cond = g.get("conditional")
+        if cond and all("error" not in cond[t_] for t_ in ("network_loo", "linearized_loo")):
+            lines.append(row("  conditional theory", {t_: {m: {"mean": cond[t_]["trak"].get(m)}
+                                                           for m in ("pearson", "spearman")} for t_ in cond}))
+        th = g.get("theory")
+        if th and "trak" in th:
+            cells = [th["trak"].get(m) for m in ("pearson", "spearman")]
+            lines.append(f"{'  gaussian theory':<24s}{'':>27s}" + "".join(
+                f"{'n/a' if v is None else f'{v:.3f}':>{w}s}" for v, w in zip(cells, (13, 14))))
+    lines.append("decomposition: network LOO -> linearized LOO (the kernel-machine step; the gap line) -> TRAK at "
+                 "k, M (the projection; measured, and predicted by the conditional theory against both truths)")
     return "\n".join(lines)
 
 

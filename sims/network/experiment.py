@@ -4,7 +4,10 @@ Pipeline: train the perceptron (`train`), exact network LOO of every training po
 (`loo`), the linearized model's exact LOO (the logistic GLM in phi with offset
 o_i = f(x_i; theta_hat) - phi_i^T theta_hat, by `sims.engine.loo.exact_loo`), the estimators
 (`estimators`), then each estimator's metrics against both ground truths, the linearization gap
-(linearized LOO scored against network LOO), and the theory at the after-kernel spectrum.
+(linearized LOO scored against network LOO), the Gaussian-design theory at the after-kernel
+spectrum and the theory conditional on the after-kernel features themselves (`theory.conditional`:
+given Phi, g and the test features, the projection is the only randomness; against linearized LOO
+and against network LOO).
 
 Theory at the after-kernel. The GLM theory describes the linearized model with features
 x~ = phi / c, c^2 = mean_j ||phi_j||^2 over all N images (so ||x~||^2 is about 1 as in the
@@ -212,6 +215,7 @@ def run_network(dataset: str = "digits", *, hidden: int = 6, n_train: int = 200,
                          "top_eigenvalues": [float(v) for v in spec[:5]]}
         summary = (spec, align, gamma, c2)
 
+    conditional = _conditional_models(Phi, g, w, Phi0, truths) if theory else None
     grid = []
     for lt in lam_trak:
         for kappa in kappas:
@@ -224,6 +228,8 @@ def run_network(dataset: str = "digits", *, hidden: int = 6, n_train: int = 200,
                                         for name in TRAK_ESTIMATORS}}
                 if summary is not None:
                     entry["theory"] = _theory(summary, n_train / p, kappa, lam, lt, M)
+                if conditional is not None:
+                    entry["conditional"] = _conditional(conditional, k, lt, M)
                 grid.append(entry)
     times["estimators_s"] = time.perf_counter() - t3
 
@@ -254,6 +260,33 @@ def run_network(dataset: str = "digits", *, hidden: int = 6, n_train: int = 200,
     return {"config": config, "training": training, "loo": loo, "linearization_gap": gap,
             "estimators": estimators, "trak": grid, "theory_inputs": theory_inputs, "checks": checks,
             "timings": times}
+
+
+def _conditional_models(Phi, g, w, Phi0, truths):
+    """The conditional theory (`theory.conditional`) on the after-kernel features, one model per
+    truth (sharing the eigenbases): TRAK's law over sketches given Phi, g and the test features."""
+    from theory.conditional import ConditionalModel
+
+    Phi, Phi0, g, w = (np.asarray(a, dtype=np.float64) for a in (Phi, Phi0, g, w))
+    models, bases = {}, None
+    for name in ("linearized_loo", "network_loo"):
+        models[name] = ConditionalModel(Phi, g, Phi0, truths[name], w=w, bases=bases)
+        bases = models[name].bases
+    return models
+
+
+def _conditional(models, k, lam_trak, n_proj):
+    """{truth: {estimator: {metric: value}}} of the conditional theory at (k, lamT, M), or an error."""
+    out = {}
+    for truth, model in models.items():
+        try:
+            pt = model.predict(k, lam_trak, n_proj)
+        except TrakSimError as e:
+            out[truth] = {"error": str(e)}
+            continue
+        out[truth] = {est: {m: _num(v["mean"]) for m, v in row.items() if v is not None}
+                      for est, row in pt["estimators"].items()}
+    return out
 
 
 def _theory(summary, delta, kappa, lam, lam_trak, n_proj):

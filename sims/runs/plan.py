@@ -66,10 +66,11 @@ def default_k_grid(p: int, k_max: int, points: int = 40) -> list:
     return sorted({int(round(v)) for v in np.geomspace(1, max(k_max, 1), points)} | {k_max})
 
 
-def recommend(k_grid, n_proj, value, target: float) -> list:
+def recommend(k_grid, n_proj, value, target: float, rel_tol: float = 0.0) -> list:
     """Per M: the smallest k on the grid whose predicted metric value(k, M) reaches the target,
-    refined to the smallest integer by bisection below it (value(k, M) is None where the theory
-    has no value); otherwise k = None, reachable = False and the ceiling (best value, its k)."""
+    refined by bisection below it to the smallest integer (rel_tol = 0) or until the bracket is
+    within rel_tol of k (value(k, M) is None where the theory has no value); otherwise k = None,
+    reachable = False and the ceiling (best value, its k)."""
     out = []
     for M in n_proj:
         vals = [(k, value(k, M)) for k in k_grid]
@@ -83,7 +84,7 @@ def recommend(k_grid, n_proj, value, target: float) -> list:
         if idx is not None:
             hi, vhi = vals[idx]
             lo = vals[idx - 1][0] if idx > 0 else 0
-            while hi - lo > 1:
+            while hi - lo > max(1, math.ceil(rel_tol * hi)):
                 mid = (lo + hi) // 2
                 v = value(mid, M)
                 if v is not None and v >= target:

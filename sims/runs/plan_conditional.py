@@ -23,8 +23,10 @@ TRUTHS = ("auto", "loo", "ns")
 LOO_FLOPS = 1e10                 # flop/s assumed by the affordability rule (2 cores, float64, with margin)
 LOO_AUTO_SECONDS = 30.0          # auto takes exact LOO when its estimate is at most this
 NS_CHECK_POINTS = 100            # training points of the NS-vs-LOO agreement when the truth is NS
-LAM_T_FACTORS = np.logspace(-4, 1, 7)   # best lam_T: {0} and these times the mean eigenvalue tr(G)/p
-SCAN_K = 10                      # k values of the best-lam_T scan (a subgrid of the curve's)
+LAM_T_FACTORS = np.logspace(-4, 1, 6)   # best lam_T: {0} and these times the mean eigenvalue tr(G)/p
+SCAN_K = 8                       # k values of the best-lam_T scan (a subgrid of the curve's)
+K_POINTS = 20                    # default k grid: geometric from 1 to the largest valid k
+K_REL_TOL = 0.02                 # the recommended k is refined by bisection to 2% (or 1)
 VARIANT_MAX = 2000               # the weighted eigenbasis of trak_w/trak_wlev: min(n, p) up to this
 
 
@@ -180,7 +182,7 @@ def plan_conditional(X, y, *, family: str, lam: float, lam_trak: float, target: 
     rank = model.rank
     k_max = p if lam_trak > 0 else min(p, rank - 1) if rank < p else p
     if k_grid is None:
-        k_grid = sorted({int(round(v)) for v in np.geomspace(1, max(k_max, 1), 24)} | {k_max})
+        k_grid = sorted({int(round(v)) for v in np.geomspace(1, max(k_max, 1), K_POINTS)} | {k_max})
     memo = {}
 
     def point(k, lt=lam_trak, fast=False):
@@ -224,7 +226,7 @@ def plan_conditional(X, y, *, family: str, lam: float, lam_trak: float, target: 
 
     from .plan import recommend
 
-    recommendation = recommend(k_grid, list(n_proj), value, target)
+    recommendation = recommend(k_grid, list(n_proj), value, target, rel_tol=K_REL_TOL)
     timings["curve_s"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
