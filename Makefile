@@ -11,7 +11,7 @@ JOBS   ?= 2
 
 help:
 	@echo "make test        fast test suite (creates .venv, installs .[test])"
-	@echo "make figures     regenerate every figure (quick preset, CPU, < 15 min)"
+	@echo "make figures     regenerate every figure (quick preset, CPU, ~3 min from scratch on 2 cores)"
 	@echo "make figures-paper  the figures at large p (meant for a GPU)"
 	@echo "make sweep SPEC=figures/specs/x.toml [PRESET=quick]   run one sweep (cached, resumable)"
 	@echo "make demo        one end-to-end simulation, printed as a table"

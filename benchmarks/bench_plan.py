@@ -55,7 +55,7 @@ def main():
         out = subprocess.run(cmd, capture_output=True, text=True)
         wall = time.perf_counter() - t0
         peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20   # KiB -> GiB
-        print(out.stdout + out.stderr)
+        print(out.stdout + "\n".join(out.stderr.splitlines()[-3:]))
         print(f"plan --method {a.method} --truth {a.truth} n={a.n} p={a.p} float32 ({a.n * a.p * 4 / 2**30:.2f} GiB file), "
               f"spectrum {a.spectrum}: "
               f"wall {wall:.1f} s, peak RSS {peak:.2f} GiB, exit {out.returncode}")

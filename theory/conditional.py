@@ -569,6 +569,19 @@ class ConditionalModel:
             self.bases["weighted"] = eigenbasis(X, X0, w)
         self._grams = {}
 
+    def test_rows(self, rows) -> "ConditionalModel":
+        """The same model restricted to some test rows (sharing the eigenbases; a cheaper model
+        for scans whose cost grows with T)."""
+        import copy
+        from dataclasses import replace
+
+        rows = np.asarray(rows)
+        sub = copy.copy(self)
+        sub.bases = {name: replace(b, X0t=b.X0t[rows], null2=b.null2[rows]) for name, b in self.bases.items()}
+        sub.truth = prepare_truth(self.truth.L[rows])
+        sub.T, sub._grams = rows.size, {}
+        return sub
+
     @property
     def rank(self) -> int:
         return self.bases["plain"].rank

@@ -27,6 +27,7 @@ LAM_T_FACTORS = np.logspace(-4, 1, 6)   # best lam_T: {0} and these times the me
 SCAN_K = 8                       # k values of the best-lam_T scan (a subgrid of the curve's)
 K_POINTS = 20                    # default k grid: geometric from 1 to the largest valid k
 K_REL_TOL = 0.02                 # the recommended k is refined by bisection to 2% (or 1)
+SCAN_ROWS = 50                   # test rows of the best-lam_T scan (its choice; the reported values use all)
 VARIANT_MAX = 2000               # the weighted eigenbasis of trak_w/trak_wlev: min(n, p) up to this
 
 
@@ -185,13 +186,16 @@ def plan_conditional(X, y, *, family: str, lam: float, lam_trak: float, target: 
         k_grid = sorted({int(round(v)) for v in np.geomspace(1, max(k_max, 1), K_POINTS)} | {k_max})
     memo = {}
 
+    scan_model = model.test_rows(np.arange(min(SCAN_ROWS, model.T)))
+
     def point(k, lt=lam_trak, fast=False):
-        """Predictions at (k, lt) for every M (memoized), or None where the equivalent does not exist."""
+        """Predictions at (k, lt) for every M (memoized), or None where the equivalent does not exist;
+        fast: TRAK's closed forms only, on the first SCAN_ROWS test rows (the best-lam_T scan)."""
         key = (k, lt, fast)
         if key not in memo:
             try:
-                memo[key] = model.predict(k, lt, list(n_proj), estimators=["trak"] if fast else names, seed=seed,
-                                          spearman=not fast)
+                memo[key] = (scan_model.predict(k, lt, list(n_proj), estimators=["trak"], seed=seed, spearman=False)
+                             if fast else model.predict(k, lt, list(n_proj), estimators=names, seed=seed))
             except EstimatorDoesNotExistError:
                 memo[key] = None
         return memo[key]
