@@ -212,3 +212,14 @@ def test_bad_input_is_one_named_error():
         predict_conditional(X[:8], g[:8], X0, L[:, :8], k=9, lam_trak=0.0)     # rank 8 < k = 9 < p
     with pytest.raises(InvalidParameterError):
         predict_conditional(X, g, X0, L, k=5, estimators=["trak_w"])           # needs w
+
+
+def test_a_model_restricted_to_some_test_rows_equals_a_fresh_one():
+    X, g, w, X0, L, lam = decaying_problem(n=300, p=40, T=8)
+    model = ConditionalModel(X, g, X0, L)
+    model.predict(10, 0.1, [1, 4])                      # builds the Grams that the subset shares
+    sub, fresh = model.test_rows(np.arange(3)), ConditionalModel(X, g, X0[:3], L[:3])
+    for a, b in zip(sub.predict(12, 0.2, [1, 4], pairs=10**6), fresh.predict(12, 0.2, [1, 4], pairs=10**6)):
+        for metric in ("pearson", "spearman", "scale", "rel_error"):
+            assert a["estimators"]["trak"][metric]["mean"] == pytest.approx(b["estimators"]["trak"][metric]["mean"],
+                                                                            abs=1e-12)

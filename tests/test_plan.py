@@ -199,3 +199,13 @@ def test_test_rows_file_and_truth_choice(files, capsys):
     res = json.loads(out)
     assert res["truth"] == "ns" and res["inputs"]["split"] == {"kind": "test rows", "test_rows": 10, "train_rows": 120}
     assert res["inputs"]["ns_vs_loo"]["points"] == 100 and res["inputs"]["ns_vs_loo"]["spearman"] > 0.95
+
+
+def test_conditional_method_refuses_features_beyond_its_exact_eigenbasis(monkeypatch):
+    import sims.runs.plan_conditional as pc
+
+    X, y = _logistic(n=80, p=20)
+    monkeypatch.setattr(pc, "CONDITIONAL_MAX", 10)
+    with pytest.raises(InvalidParameterError, match="--method gaussian"):
+        plan(X, y, family="logistic", lam=0.5, target=0.5, n_proj=(1,))
+    assert plan(X, y, family="logistic", lam=0.5, target=0.5, n_proj=(1,), method="gaussian")["method"] == "gaussian"

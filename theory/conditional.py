@@ -303,6 +303,11 @@ class _Grams(NamedTuple):
     BJ2: np.ndarray
 
 
+def sub_uLc(grams: _Grams, truth: Truth, rows) -> np.ndarray:
+    """uLc of a subset of the truth's rows: Xt^T (a * Lc^T) = uL - sa mean(L) (the centring per row)."""
+    return grams.uL[:, rows] - np.outer(grams.sa, truth.L[rows].mean(axis=1))
+
+
 def _grams(basis: Basis, weights, truth: Truth) -> _Grams:
     Xa = basis.Xt * weights[:, None]
     BI = Xa.T @ Xa
@@ -579,7 +584,9 @@ class ConditionalModel:
         sub = copy.copy(self)
         sub.bases = {name: replace(b, X0t=b.X0t[rows], null2=b.null2[rows]) for name, b in self.bases.items()}
         sub.truth = prepare_truth(self.truth.L[rows])
-        sub.T, sub._grams = rows.size, {}
+        # the Grams of the rows do not depend on the test rows: share them, recompute the truth's part
+        sub.T, sub._grams = rows.size, {key: g._replace(uL=g.uL[:, rows], uLc=sub_uLc(g, self.truth, rows))
+                                        for key, g in self._grams.items() if isinstance(g, _Grams)}
         return sub
 
     @property

@@ -31,6 +31,29 @@ SCAN_ROWS = 50                   # test rows of the best-lam_T scan (its choice;
 VARIANT_MAX = 2000               # the weighted eigenbasis of trak_w/trak_wlev: min(n, p) up to this
 
 
+CONDITIONAL_MAX = 8000           # min(n, p) up to which the exact eigenbasis is affordable (eigh ~1 min)
+
+
+def conditional_memory(n: int, p: int, T: int) -> int:
+    """Bytes the conditional plan holds: the training rows in float64, X U and its squares (n r each,
+    r = min(n, p)), the eigenvectors and two r x r Grams, and the T x n arrays of the law."""
+    r = min(n, p)
+    return 8 * (3 * n * p + p * r + 4 * r * r + 8 * T * n)
+
+
+def _check_size(n: int, p: int, T: int) -> None:
+    """One sentence when the exact eigenbasis of the conditional method is out of reach here."""
+    from ..engine.simulate import _size, available_memory
+
+    need = conditional_memory(n, p, T)
+    have, where = available_memory()
+    if min(n, p) > CONDITIONAL_MAX or need > 0.8 * have:
+        raise InvalidParameterError(
+            f"--method conditional needs the exact eigenbasis of X^T X (min(n, p) = {min(n, p)}, at most "
+            f"{CONDITIONAL_MAX}; about {_size(need)} of the {where}, {_size(have)}): subsample rows or use "
+            "--method gaussian (randomized spectra) for features this large.")
+
+
 def loo_seconds(n: int, p: int) -> float:
     """Estimated seconds of exact LOO for all n points: the set-up X H^{-1} (2 n p^2 flops) and ~4
     gradient evaluations per point (8 n^2 p flops; benchmarks/README.md), at LOO_FLOPS."""
@@ -136,6 +159,7 @@ def plan_conditional(X, y, *, family: str, lam: float, lam_trak: float, target: 
     if truth not in TRUTHS:
         raise InvalidParameterError(f"truth must be one of {', '.join(TRUTHS)}, got {truth!r}.")
     n_all, p = X.shape
+    _check_size(n_all, p, X_test.shape[0] if X_test is not None else min(200, n_all // 10))
     if X_test is not None:
         X_test = np.asarray(X_test)
         if X_test.ndim != 2 or X_test.shape[1] != p:
@@ -186,7 +210,10 @@ def plan_conditional(X, y, *, family: str, lam: float, lam_trak: float, target: 
         k_grid = sorted({int(round(v)) for v in np.geomspace(1, max(k_max, 1), K_POINTS)} | {k_max})
     memo = {}
 
-    scan_model = model.test_rows(np.arange(min(SCAN_ROWS, model.T)))
+    def scan_model():      # after the curve, so that it shares the model's Grams
+        if "scan" not in memo:
+            memo["scan"] = model.test_rows(np.arange(min(SCAN_ROWS, model.T)))
+        return memo["scan"]
 
     def point(k, lt=lam_trak, fast=False):
         """Predictions at (k, lt) for every M (memoized), or None where the equivalent does not exist;
@@ -194,7 +221,7 @@ def plan_conditional(X, y, *, family: str, lam: float, lam_trak: float, target: 
         key = (k, lt, fast)
         if key not in memo:
             try:
-                memo[key] = (scan_model.predict(k, lt, list(n_proj), estimators=["trak"], seed=seed, spearman=False)
+                memo[key] = (scan_model().predict(k, lt, list(n_proj), estimators=["trak"], seed=seed, spearman=False)
                              if fast else model.predict(k, lt, list(n_proj), estimators=names, seed=seed))
             except EstimatorDoesNotExistError:
                 memo[key] = None
