@@ -107,8 +107,6 @@ def _score(est, truths, top_m, pd_cols):
 
 def after_kernel_summary(shapes, theta, X_all, y_all):
     """(c2, spectrum, alignment theta_j, gamma) of the module docstring."""
-    from ..runs.real import RealData  # noqa: F401  (same summary as the real datasets)
-
     Phi_all = np.asarray(features(shapes, jnp.asarray(theta), jnp.asarray(X_all)))
     N, p = Phi_all.shape
     c2 = float(np.mean(np.sum(Phi_all**2, axis=1)))

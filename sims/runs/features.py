@@ -347,15 +347,6 @@ def fit_glm(X, y, family: str, lam: float, spec: Spectrum, *, tol: float | None 
 
 
 # ----------------------------------------------------------------------------- plug-in signal
-def plug_in_alignment(s, V, beta):
-    """(theta, gamma) of coefficients beta against eigenvectors V (columns) and spectrum s of
-    p Sigma_hat (mean 1): b = V^T beta, gamma^2 = (1/p) sum s b^2, theta = b^2 / gamma^2.
-    (The plug-in of the real datasets, `sims.runs.real.load`.)"""
-    b = V.T @ beta
-    gamma2 = float(np.mean(s * b**2))
-    return b**2 / gamma2, float(np.sqrt(gamma2))
-
-
 def suite_summary(X, y, family: str, spec: Spectrum, beta) -> dict:
     """Spectrum s (mean 1), alignment theta, gamma, sigma and scale c^2 in suite units."""
     n, p = X.shape
