@@ -240,3 +240,20 @@ def test_validation_against_real_sketches(name):
     bad = [r for r in rows if not r["ok"]]
     assert not bad, bad
     assert res["tolerance"] == (0.01 if name == "digits" else 0.02)
+
+
+def test_top_eigenpairs_with_the_tail_model_match_the_exact_eigenbasis():
+    """theory.conditional.top_eigenbasis: 60 of 150 eigenpairs and the tail model agree with the
+    exact eigenbasis for k up to 0.8 top (the tail model is exact when mu >> the tail eigenvalues)."""
+    X, g, w, X0, L, lam = decaying_problem(n=600, p=150, T=6)
+    exact, top = ConditionalModel(X, g, X0, L), ConditionalModel(X, g, X0, L, top=60, seed=3)
+    assert top.bases["plain"].tail.size == 90
+    assert np.sum(top.bases["plain"].s) + np.sum(top.bases["plain"].tail) == pytest.approx(np.sum(X * X), rel=1e-10)
+    for k, lt in ((10, 0.0), (30, 0.0), (48, 0.5)):
+        for a, b in zip(exact.predict(k, lt, [1, 8], pairs=10**6), top.predict(k, lt, [1, 8], pairs=10**6)):
+            for metric in ("spearman", "pearson"):
+                assert abs(a["estimators"]["trak"][metric]["mean"] - b["estimators"]["trak"][metric]["mean"]) < 0.01
+    with pytest.raises(InvalidParameterError):
+        ConditionalModel(X, g, X0, L, top=150)
+    with pytest.raises(InvalidParameterError):
+        ConditionalModel(X, g, X0, L, w=w, lam=0.1, top=60)

@@ -110,17 +110,25 @@ class Basis:
     rank: int
     U: np.ndarray | None = None      # the eigenvectors (p x r)
     sq: np.ndarray | None = None     # Xt * Xt (`_squares`)
+    # the tail model (top eigenpairs only, `eigenbasis(top=...)`): the modelled eigenvalues of G off
+    # span(U), the rows (for their products off span(U)), ||x_i_perp||^2 (n,) and x0_perp . x_i_perp (T x n)
+    tail: np.ndarray | None = None
+    X: np.ndarray | None = None
+    xc2: np.ndarray | None = None
+    x0c: np.ndarray | None = None
 
 
-def eigenbasis(X, X0, weights=None) -> Basis:
+def eigenbasis(X, X0, weights=None, top: int | None = None, seed: int = 0) -> Basis:
     """`Basis` of G = X^T diag(weights) X (weights default 1): eigh of the p x p Gram when p <= n,
     of the n x n Gram (then U = X^T diag(v)^1/2 W s^-1/2) when n < p. Eigenvalues below
-    max(s) max(n, p) eps count as zero (they enter the rank, not the kernel's equivalent)."""
+    max(s) max(n, p) eps count as zero (they enter the rank, not the kernel's equivalent).
+    top = r: only the top r eigenpairs (`top_eigenbasis`), with the tail model."""
     X = np.asarray(X, dtype=np.float64)
     X0 = np.asarray(X0, dtype=np.float64)
     n, p = X.shape
-    sq = np.ones(n) if weights is None else np.sqrt(np.asarray(weights, dtype=np.float64))
-    Y = X * sq[:, None]
+    Y = X if weights is None else X * np.sqrt(np.asarray(weights, dtype=np.float64))[:, None]
+    if top is not None:
+        return top_eigenbasis(X, X0, Y, top, seed)
     if p <= n:
         s, U = np.linalg.eigh(Y.T @ Y)
         s = np.clip(s, 0.0, None)
@@ -136,6 +144,47 @@ def eigenbasis(X, X0, weights=None) -> Basis:
     X0t = X0 @ U
     null2 = np.maximum(np.sum(X0 * X0, axis=1) - np.sum(X0t * X0t, axis=1), 0.0)
     return Basis(s, X @ U, X0t, null2, p, int(s.size), U)
+
+
+TOP_OVERSAMPLE, TOP_POWER_ITERS = 12, 2
+
+
+def top_eigenbasis(X, X0, Y, top: int, seed: int = 0) -> Basis:
+    """The top `top` eigenpairs of G = Y^T Y by a randomized range finder (Halko, Martinsson & Tropp
+    2011; 2 power iterations, 12 oversampling columns, the test matrix drawn with jax.random from
+    `seed`) and the tail model: the rest of tr G spread over the other min(n, p) - top directions
+    as a power-law continuation of the last computed eigenvalue (`covariance.power_tail`), and
+    R = (G + mu)^-1 acting off span(U) on a data vector as a scalar, weighted like the data's own
+    energy there (the tail eigenvalues t_j): u_perp^T R v_perp ~ rho1 u_perp . v_perp,
+    rho_q = sum_j t_j (t_j + mu)^-q / sum_j t_j (`Sketch`). This is exact when mu >> t_j (k well
+    below `top`) and for data vectors spread over the tail like the rows; its error is measured
+    against the exact eigenbasis in benchmarks/README.md. Cost: (2 + 2 power iterations) n p (top + 12)
+    flops, X U (n p top), X0 X^T (T n p) once."""
+    import jax
+
+    from .covariance import power_tail
+
+    n, p = X.shape
+    rmax = min(n, p)
+    if not 1 <= top < rmax:
+        raise InvalidParameterError(f"top must be between 1 and min(n, p) - 1 = {rmax - 1}, got {top}.")
+    ell = min(rmax, top + TOP_OVERSAMPLE)
+    omega = np.asarray(jax.random.normal(jax.random.PRNGKey(seed), (p, ell), dtype=np.float64))
+    Q = np.linalg.qr(Y.T @ (Y @ omega))[0]
+    for _ in range(TOP_POWER_ITERS):
+        Q = np.linalg.qr(Y.T @ (Y @ Q))[0]
+    YQ = Y @ Q
+    s, W = np.linalg.eigh(YQ.T @ YQ)
+    s, U = np.clip(s[::-1][:top], 0.0, None), (Q @ W[:, ::-1])[:, :top]
+    rest = max(float(np.einsum("ij,ij->", Y, Y)) - float(s.sum()), 0.0)
+    tail = power_tail(float(s[-1]), rest, rmax - top) if rest > 0 else np.zeros(rmax - top)
+    Xt, X0t = X @ U, X0 @ U
+    xc2 = np.maximum(np.einsum("ij,ij->i", X, X) - np.einsum("ij,ij->i", Xt, Xt), 0.0)
+    x0c = X0 @ X.T - X0t @ Xt.T
+    null2 = np.maximum(np.sum(X0 * X0, axis=1) - np.sum(X0t * X0t, axis=1), 0.0)
+    order = np.argsort(s)                                   # ascending, like the exact bases
+    return Basis(s[order], Xt[:, order], X0t[:, order], null2, p, rmax, U[:, order], tail=tail, X=X,
+                 xc2=xc2, x0c=x0c)
 
 
 def ridge_influences(basis: Basis, g, w, lam: float):
@@ -176,6 +225,8 @@ class Sketch(NamedTuple):
     c: float
     df1: float
     df2: float
+    rho1: float = 0.0        # the tail model's scalars (`top_eigenbasis`); 0 without a tail
+    rho2: float = 0.0
 
 
 def _df(s, mu):
@@ -214,13 +265,21 @@ def effective_ridge(s, k: int, lam_trak: float, rank: int, p: int) -> float:
 
 
 def sketch(basis: Basis, k: int, lam_trak: float) -> Sketch:
-    """`Sketch` of the basis's Gram for projection size k and ridge lamT."""
-    mu = effective_ridge(basis.s, k, lam_trak, basis.rank, basis.p)
+    """`Sketch` of the basis's Gram for projection size k and ridge lamT (with a tail model, the
+    degrees of freedom and mu count the modelled tail eigenvalues too)."""
+    spectrum = basis.s if basis.tail is None else np.concatenate([basis.s, basis.tail])
+    mu = effective_ridge(spectrum, k, lam_trak, basis.rank, basis.p)
     if mu == 0.0:
+        if basis.tail is not None:
+            raise EstimatorDoesNotExistError("k = p = rank with lam_trak = 0 needs the exact eigenbasis (top=None).")
         s = basis.s
         return Sketch(0.0, 1.0 / s, math.inf, 0.0, float(basis.rank), float(basis.rank))
-    df1, df2 = _df(basis.s, mu)
-    return Sketch(mu, 1.0 / (basis.s + mu), 1.0 / mu, mu * mu / (k - df2), df1, df2)
+    df1, df2 = _df(spectrum, mu)
+    rho1 = rho2 = 0.0
+    if basis.tail is not None and basis.tail.sum() > 0:
+        t = basis.tail
+        rho1, rho2 = float(np.sum(t / (t + mu)) / t.sum()), float(np.sum(t / (t + mu) ** 2) / t.sum())
+    return Sketch(mu, 1.0 / (basis.s + mu), 1.0 / mu, mu * mu / (k - df2), df1, df2, rho1, rho2)
 
 
 # ------------------------------------------------------------------------------ the truth
@@ -263,7 +322,10 @@ class ScoreLaw(NamedTuple):
 
 def leverage(basis: Basis, kern: Sketch, power: int = 1) -> np.ndarray:
     """h_i = x_i^T R x_i (the equivalent of x_i^T K x_i), or x_i^T R^2 x_i with power = 2: (n,)."""
-    return _squares(basis) @ (kern.r ** power)
+    h = _squares(basis) @ (kern.r ** power)
+    if basis.tail is not None:
+        h = h + (kern.rho1 if power == 1 else kern.rho2) * basis.xc2
+    return h
 
 
 def _squares(basis: Basis) -> np.ndarray:
@@ -281,10 +343,15 @@ def score_law(basis: Basis, kern: Sketch, weights, means: bool = True) -> ScoreL
     mean = b = None
     if means:
         both = basis.Xt @ np.concatenate([(X0t * r).T, (X0t * r * r).T], axis=1)     # n x 2T
-        mean = -(both[:, :T] * weights[:, None]).T
-        b = (both[:, T:] * weights[:, None]).T
-    rn2 = 0.0 if not np.isfinite(kern.r_null) else kern.r_null ** 2
-    A = np.sum(X0t * X0t * r * r, axis=1) + rn2 * basis.null2
+        mR, mR2 = both[:, :T].T, both[:, T:].T
+        if basis.tail is not None:             # off span(U): the tail model's scalars
+            mR, mR2 = mR + kern.rho1 * basis.x0c, mR2 + kern.rho2 * basis.x0c
+        mean, b = -mR * weights, mR2 * weights
+    if basis.tail is not None:
+        off = kern.rho2 * basis.null2
+    else:
+        off = (0.0 if not np.isfinite(kern.r_null) else kern.r_null ** 2) * basis.null2
+    A = np.sum(X0t * X0t * r * r, axis=1) + off
     return ScoreLaw(weights, mean, b, A, kern.c, basis, kern)
 
 
@@ -349,15 +416,21 @@ def sampled_moments(law: ScoreLaw, truth: Truth, Qii, Qd, pairs) -> dict:
     a, Xt, r = law.weights, law.basis.Xt, law.kern.r
     n, T = Xt.shape[0], truth.L.shape[0]
     m, b, L = law.mean, law.b, truth.L
-    proj = (Xt.T @ (a[:, None] * np.concatenate([L.T, m.T, b.T], axis=1))).T * r      # 3T x r: F^T (.)
-    FL, Fm, Fb = proj[:T], proj[T:2 * T], proj[2 * T:]
-    F1 = r * (Xt.T @ a)                                                                 # F^T 1
+    V = a[:, None] * np.concatenate([L.T, m.T, b.T, np.ones((n, 1))], axis=1)          # n x (3T + 1)
+    top = Xt.T @ V
+    proj = (top.T * r)                                                                  # F^T (.) in the basis
+    if law.basis.tail is not None:     # off span(U): sqrt(rho2) X_perp^T (.), appended (tail model)
+        perp = law.basis.X.T @ V - law.basis.U @ top
+        proj = np.concatenate([proj, math.sqrt(law.kern.rho2) * perp.T], axis=1)
+    FL, Fm, Fb, F1 = proj[:T], proj[T:2 * T], proj[2 * T:3 * T], proj[3 * T]
     aa = a * a
     ap = aa[pairs.perm]
     off = sum(float(np.sum(ap * np.roll(ap, -int(d)) * q * q)) for d, q in zip(pairs.shifts, Qd))
     trFF2 = float(np.sum(aa * aa * Qii * Qii)) + (n - 1) * off / len(pairs.shifts)       # tr((F F^T)^2)
     F1sq = float(F1 @ F1)
-    FFt1 = a * (Xt @ (r * F1))                                                          # F F^T 1
+    FFt1 = a * (Xt @ (r * F1[:r.size]))                                                 # F F^T 1
+    if law.basis.tail is not None:
+        FFt1 = FFt1 + a * math.sqrt(law.kern.rho2) * (law.basis.X @ F1[r.size:] - Xt @ (law.basis.U.T @ F1[r.size:]))
     out = {"A": law.A, "c": law.c}
     for P in ("J", "I"):
         if P == "J":       # centre every n-vector; F^T J v = F^T v - mean(v) F^T 1
@@ -439,6 +512,8 @@ def pair_products(basis: Basis, kern: Sketch, pairs: Pairs) -> tuple[np.ndarray,
         rows = pairs.perm[i0:i0 + b]
         window = pairs.perm[np.arange(i0 + 1, i0 + b + J) % n]
         blk = (Xt[rows] * (r * r)) @ Xt[window].T                      # b x (b + J - 1)
+        if basis.tail is not None:                                     # + rho2 x_i_perp . x_j_perp
+            blk += kern.rho2 * (basis.X[rows] @ basis.X[window].T - Xt[rows] @ Xt[window].T)
         Qd[:, i0:i0 + b] = np.take_along_axis(blk, band[:b], axis=1).T
     return leverage(basis, kern, 2), Qd
 
@@ -534,7 +609,7 @@ class ConditionalModel:
     (and X^T diag(w) X), the truth's ranks and the Grams of the closed forms. `predict` then
     evaluates any (k, lamT, M). Arrays in, predictions out: no fitting (g, w come from the user's fit)."""
 
-    def __init__(self, X, g, X0, truth, *, w=None, lam=None, bases=None):
+    def __init__(self, X, g, X0, truth, *, w=None, lam=None, bases=None, top: int | None = None, seed: int = 0):
         X = _check_array("X", X, 2)
         n, p = X.shape
         if n < 2 or p < 1:
@@ -567,11 +642,15 @@ class ConditionalModel:
         self.n, self.p, self.T = n, p, X0.shape[0]
         self.g, self.w, self.lam = g, w, lam
         self.truth = prepare_truth(L)
+        if top is not None:
+            top = check_int("top", top, lo=1)
+            if lam is not None:
+                raise InvalidParameterError("IF and NS (lam) need the exact eigenbasis: leave top out.")
         self.bases = dict(bases or {})          # eigenbases computed by the caller (`eigenbasis`)
         if "plain" not in self.bases:
-            self.bases["plain"] = eigenbasis(X, X0)
+            self.bases["plain"] = eigenbasis(X, X0, top=top, seed=seed)
         if w is not None and "weighted" not in self.bases:
-            self.bases["weighted"] = eigenbasis(X, X0, w)
+            self.bases["weighted"] = eigenbasis(X, X0, w, top=top, seed=seed)
         self._grams = {}
 
     def test_rows(self, rows) -> "ConditionalModel":
@@ -654,14 +733,15 @@ class ConditionalModel:
                 raise InvalidParameterError(f"unknown estimator {name!r} (known: {', '.join(CONDITIONAL_ESTIMATORS)}).")
             if CONDITIONAL_ESTIMATORS[name].gram not in self.bases:
                 raise InvalidParameterError(f"{name} needs the curvatures w.")
-        laws = self.laws(k, lam_trak, names, means=spearman)
+        tail = any(b.tail is not None for b in self.bases.values())
+        laws = self.laws(k, lam_trak, names, means=spearman or tail)
         import jax
 
         pairs = sample_pairs(self.n, pairs, jax.random.PRNGKey(seed))
         pq_cache = {}
         for name in names:
             kern = laws[name].kern
-            if id(kern) not in pq_cache and (spearman or CONDITIONAL_ESTIMATORS[name].leverage):
+            if id(kern) not in pq_cache and (spearman or tail or CONDITIONAL_ESTIMATORS[name].leverage):
                 pq_cache[id(kern)] = pair_products(laws[name].basis, kern, pairs)
         if spearman:
             sp = _spearman([laws[nm] for nm in names], self.truth, Ms, pairs,
@@ -673,9 +753,9 @@ class ConditionalModel:
         for name, (rows, err) in zip(names, sp):
             spec = CONDITIONAL_ESTIMATORS[name]
             law = laws[name]
-            if spec.leverage is None:      # weights fixed: the r x r Grams once per model
+            if spec.leverage is None and law.basis.tail is None:   # weights fixed: r x r Grams once per model
                 mom = closed_form_moments(law, self._grams_for((spec.gram, "g"), law.basis, law.weights), self.truth)
-            else:                          # weights move with the kernel: from the n-vectors
+            else:                          # weights move with the kernel, or a tail model: from the n-vectors
                 mom = sampled_moments(law, self.truth, *pq_cache[id(law.kern)], pairs)
             for j, M in enumerate(Ms):
                 cf = closed_form_metrics(mom, self.truth, M)
@@ -720,7 +800,8 @@ def exact_metrics(S, truth: Truth) -> dict:
 
 
 def predict_conditional(X, g, X0, truth, *, k, lam_trak=0.0, n_proj=1, projection: str = "gaussian",
-                        w=None, lam=None, estimators=None, pairs: int = DEFAULT_PAIRS, seed: int = 0):
+                        w=None, lam=None, estimators=None, pairs: int = DEFAULT_PAIRS, seed: int = 0,
+                        top: int | None = None):
     """TRAK's Pearson, Spearman, relative error and best-fit scale against `truth`, conditional on
     the data (X, g, X0): the projection is the only randomness (module docstring, docs/theory.md §11).
 
@@ -730,10 +811,12 @@ def predict_conditional(X, g, X0, truth, *, k, lam_trak=0.0, n_proj=1, projectio
     "trak_lev", "trak_wlev" with the curvatures w; "if" and "ns" (exact, no sketch) with w and lam.
     Each metric is {"mean", "se" (over test rows), "rows"}. Spearman is the exact expectation under
     the Gaussian law (over all pairs, or an unbiased sample of `pairs` pairs per row, seeded by
-    `seed`, its error in `spearman_error`); the other metrics are closed forms.
+    `seed`, its error in `spearman_error`); the other metrics are closed forms. top = r: the top r
+    eigenpairs (randomized) and the tail model of `top_eigenbasis` instead of the exact eigenbasis,
+    for features too large for it (then the moments come from the n-vectors and the pairs).
     Raises InvalidParameterError (bad input) or EstimatorDoesNotExistError (lam_trak = 0 with
     k >= rank)."""
-    model = ConditionalModel(X, g, X0, truth, w=w, lam=lam)
+    model = ConditionalModel(X, g, X0, truth, w=w, lam=lam, top=top, seed=seed)
     ks, lts = np.atleast_1d(k).tolist(), np.atleast_1d(lam_trak).tolist()
     if np.ndim(k) == 0 and np.ndim(lam_trak) == 0:
         return model.predict(k, lam_trak, n_proj, projection=projection, estimators=estimators,

@@ -50,3 +50,21 @@ def alignment(s: np.ndarray, power: float = 0.0) -> np.ndarray:
 def effective_dimension(s: np.ndarray, ridge: float) -> float:
     """d(ell) = sum_j s_j / (s_j + ell): the number of directions a population ridge ell keeps."""
     return float(np.sum(s / (s + ridge)))
+
+
+def power_tail(last: float, mass: float, count: int) -> np.ndarray:
+    """count values last (1 + j/count)^-a, j = 1..count, summing to mass: a power-law continuation
+    of a spectrum known down to `last` (the tail model of randomized spectra: `sims.runs.features`,
+    `theory.conditional`); flat when mass >= last * count."""
+    if mass >= last * count or last <= 0:
+        return np.full(count, mass / count)
+    j = np.arange(1, count + 1, dtype=float)
+    lo, hi = 0.0, 1.0
+    f = lambda a: np.sum(last * (1.0 + j / count) ** (-a)) - mass  # noqa: E731
+    while f(hi) > 0 and hi < 1e6:
+        hi *= 2.0
+    for _ in range(100):
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if f(mid) > 0 else (lo, mid)
+    vals = last * (1.0 + j / count) ** (-hi)
+    return vals * mass / vals.sum()

@@ -31,6 +31,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from theory.covariance import power_tail
 from theory.errors import InvalidParameterError, NotConvergedError
 
 EXACT_MAX = 2000            # exact eigendecomposition when min(n, p) <= this
@@ -237,7 +238,7 @@ def feature_spectrum(X, *, method: str = "auto", top: int = TOP, power_iters: in
     tail = np.zeros(p - m)
     rest, count = max(trace - lam_t.sum(), 0.0), rmax - m
     if count > 0 and rest > 0:
-        tail[:count] = _power_tail(lam_t[-1], rest, count)
+        tail[:count] = power_tail(lam_t[-1], rest, count)
     return Spectrum(np.concatenate([lam_t, tail]), V, trace, "randomized", rmax)
 
 
@@ -247,23 +248,6 @@ def rmatvec_many(X, U):
     for i, B in row_blocks(X):
         out += B.T @ U[i:i + B.shape[0]]
     return out
-
-
-def _power_tail(last: float, mass: float, count: int) -> np.ndarray:
-    """count values last * (j0/(j0 + j))^a, j = 1..count (j0 = the number computed), summing to
-    mass: a power-law continuation of the computed spectrum; flat when mass >= last * count."""
-    if mass >= last * count or last <= 0:
-        return np.full(count, mass / count)
-    j = np.arange(1, count + 1, dtype=float)
-    lo, hi = 0.0, 1.0
-    f = lambda a: np.sum(last * (1.0 + j / count) ** (-a)) - mass  # noqa: E731
-    while f(hi) > 0 and hi < 1e6:
-        hi *= 2.0
-    for _ in range(100):
-        mid = 0.5 * (lo + hi)
-        lo, hi = (mid, hi) if f(mid) > 0 else (lo, mid)
-    vals = last * (1.0 + j / count) ** (-hi)
-    return vals * mass / vals.sum()
 
 
 # -------------------------------------------------------------------------------------- fit
