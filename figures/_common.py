@@ -92,6 +92,28 @@ def predict_curve(vary: str, values, variants: bool = False, **fixed) -> dict:
     return theory("predict_curve", vary, values, variants=variants, **fixed)["estimators"]
 
 
+def cached_json(store: Path, prefix: str, compute, *, key_extra=None, **kwargs):
+    """compute(**kwargs), cached as JSON under store/<prefix>_<hash>.json, the hash covering every
+    argument, the results schema and `key_extra` (a changed value or schema recomputes instead of
+    reusing; an unreadable entry is recomputed and overwritten; writes are atomic)."""
+    import hashlib
+    import json
+
+    from sims.runs.store import RESULTS_SCHEMA, atomic_write_text
+
+    key = json.dumps({**kwargs, "schema": RESULTS_SCHEMA, **(key_extra or {})}, sort_keys=True)
+    path = store / f"{prefix}_{hashlib.sha256(key.encode()).hexdigest()[:16]}.json"
+    if path.exists():
+        try:
+            return json.loads(path.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            pass
+    out = compute(**kwargs)
+    store.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, json.dumps(out))
+    return out
+
+
 # ----------------------------------------------------------------------------- theory cache
 def theory(function: str, *args, **kwargs):
     """theory.<function>(*args, **kwargs) (predict, predict_curve, predict_spectrum), memoized on

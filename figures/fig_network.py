@@ -7,13 +7,12 @@ results/<preset>/fig_network/, keyed by a content hash of all the arguments.
 
 from __future__ import annotations
 
-import json
 import tomllib
 
 import matplotlib.pyplot as plt
 import numpy as np
 
-from ._common import COLORS, SPECS, add_caption, results_dir, save
+from ._common import SPECS, add_caption, cached_json, results_dir, save
 
 NAME = "fig_network"
 COST = 25   # seconds, quick preset from scratch on 2 cores (orders parallel drawing)
@@ -21,22 +20,9 @@ NETWORK_SCHEMA = 2   # 2: results carry the conditional theory
 
 
 def _run_cached(store, **kwargs):
-    import hashlib
-
     from sims.network import run_network
-    from sims.runs.store import RESULTS_SCHEMA, atomic_write_text
 
-    key = json.dumps({**kwargs, "schema": RESULTS_SCHEMA, "network_schema": NETWORK_SCHEMA}, sort_keys=True)
-    store.mkdir(parents=True, exist_ok=True)
-    path = store / f"network_{hashlib.sha256(key.encode()).hexdigest()[:16]}.json"
-    if path.exists():
-        try:
-            return json.loads(path.read_text())
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-            pass
-    out = run_network(**kwargs)
-    atomic_write_text(path, json.dumps(out))
-    return out
+    return cached_json(store, "network", run_network, key_extra={"network_schema": NETWORK_SCHEMA}, **kwargs)
 
 
 def make(preset: str = "quick", progress: bool = True) -> list[str]:

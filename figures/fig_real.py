@@ -7,36 +7,22 @@ all the arguments.
 
 from __future__ import annotations
 
-import json
 import tomllib
 
 import matplotlib.pyplot as plt
 import numpy as np
 
-from ._common import add_caption, COLORS, SPECS, results_dir, save, theory
+from ._common import COLORS, SPECS, add_caption, cached_json, results_dir, save, theory
 
 NAME = "fig_real"
 COST = 70   # seconds, quick preset from scratch on 2 cores (orders parallel drawing)
 
 
 def _run_cached(store, **kwargs):
-    """`sims.runs.real.run_real(**kwargs)`, cached under a content hash of all its arguments and the
-    result schema (a changed spec value or code schema recomputes instead of reusing)."""
-    import hashlib
-
+    """`sims.runs.real.run_real(**kwargs)`, cached (`_common.cached_json`)."""
     from sims.runs.real import run_real
-    from sims.runs.store import RESULTS_SCHEMA, atomic_write_text
 
-    key = json.dumps({**kwargs, "schema": RESULTS_SCHEMA}, sort_keys=True)
-    path = store / f"{kwargs['name']}_{hashlib.sha256(key.encode()).hexdigest()[:16]}.json"
-    if path.exists():
-        try:
-            return json.loads(path.read_text())
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-            pass                                   # unreadable: recompute and overwrite
-    out = run_real(**kwargs)
-    atomic_write_text(path, json.dumps(out))
-    return out
+    return cached_json(store, kwargs["name"], run_real, **kwargs)
 
 
 def make(preset: str = "quick", progress: bool = True) -> list[str]:

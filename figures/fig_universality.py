@@ -7,36 +7,22 @@ hash of its arguments.
 
 from __future__ import annotations
 
-import json
 import tomllib
 
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.ticker import NullFormatter, ScalarFormatter
 
-from ._common import COLORS, SPECS, add_caption, results_dir, save
+from ._common import COLORS, SPECS, add_caption, cached_json, results_dir, save
 
 NAME = "fig_universality"
 COST = 40   # seconds, quick preset from scratch on 2 cores
 
 
 def _study_cached(store, **kwargs):
-    import hashlib
-
     from sims.runs.conditional import universality_study
-    from sims.runs.store import RESULTS_SCHEMA, atomic_write_text
 
-    key = json.dumps({**kwargs, "schema": RESULTS_SCHEMA}, sort_keys=True)
-    path = store / f"{kwargs['name']}_{hashlib.sha256(key.encode()).hexdigest()[:16]}.json"
-    if path.exists():
-        try:
-            return json.loads(path.read_text())
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-            pass
-    out = universality_study(**kwargs)
-    store.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(path, json.dumps(out))
-    return out
+    return cached_json(store, kwargs["name"], universality_study, **kwargs)
 
 
 def make(preset: str = "quick", progress: bool = True) -> list[str]:

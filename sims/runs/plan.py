@@ -96,6 +96,19 @@ def recommend(k_grid, n_proj, value, target: float, rel_tol: float = 0.0) -> lis
     return out
 
 
+def attach_best_lam_trak(recommendation, best, target: float) -> None:
+    """Per M (in place): the smallest k whose best lam_T reaches the target, with that lam_T, and
+    the best value over the scanned (k, lam_T) (`with_best_lam_trak`)."""
+    for rec in recommendation:
+        cands = [b for b in best if b["n_proj"] == rec["n_proj"]]
+        hit = next((b for b in cands if b["predicted"] >= target), None)
+        top = max(cands, key=lambda b: b["predicted"]) if cands else None
+        rec["with_best_lam_trak"] = dict(
+            k=hit["k"] if hit else None, lam_trak=hit["lam_trak"] if hit else None,
+            predicted=hit["predicted"] if hit else None,
+            ceiling=top["predicted"] if top else None, ceiling_k=top["k"] if top else None)
+
+
 class _Theory:
     """The fixed point once; TRAK's metrics at any (k, lam_T, M) from the traces."""
 
@@ -310,14 +323,7 @@ def _plan_gaussian(X, y, *, family, lam, lam_trak, target, metric, n_proj, k_gri
         for b, v in zip(best, sps.tolist()):
             b["spearman"] = v
             b["predicted"] = b[metric]
-        for rec in recommendation:
-            cands = [b for b in best if b["n_proj"] == rec["n_proj"]]
-            hit = next((b for b in cands if b["predicted"] >= target), None)
-            top = max(cands, key=lambda b: b["predicted"]) if cands else None
-            rec["with_best_lam_trak"] = dict(
-                k=hit["k"] if hit else None, lam_trak=hit["lam_trak"] if hit else None,
-                predicted=hit["predicted"] if hit else None,
-                ceiling=top["predicted"] if top else None, ceiling_k=top["k"] if top else None)
+        attach_best_lam_trak(recommendation, best, target)
 
     # effective dimension and the rule k ~ d_eff
     d_A, ell_A = const["d_A"], const["ell_A"]

@@ -255,7 +255,7 @@ def plan_conditional(X, y, *, family: str, lam: float, lam_trak: float, target: 
         curve.append(dict(estimator=name, k=None, n_proj=None, **{m: exact[name][m]["mean"]
                                                                    for m in ("pearson", "spearman", "rel_error")}))
 
-    from .plan import recommend
+    from .plan import attach_best_lam_trak, recommend
 
     recommendation = recommend(k_grid, list(n_proj), value, target, rel_tol=K_REL_TOL)
     timings["curve_s"] = time.perf_counter() - t0
@@ -277,14 +277,7 @@ def plan_conditional(X, y, *, family: str, lam: float, lam_trak: float, target: 
                 best.append(dict(k=k, n_proj=M, lam_trak=lt, lam_trak_traker=lt * k / p,
                                  pearson=full["pearson"]["mean"], spearman=full["spearman"]["mean"],
                                  rel_error=full["rel_error"]["mean"], predicted=full[metric]["mean"]))
-        for rec in recommendation:
-            cands = [b for b in best if b["n_proj"] == rec["n_proj"]]
-            hit = next((b for b in cands if b["predicted"] >= target), None)
-            top = max(cands, key=lambda b: b["predicted"]) if cands else None
-            rec["with_best_lam_trak"] = dict(
-                k=hit["k"] if hit else None, lam_trak=hit["lam_trak"] if hit else None,
-                predicted=hit["predicted"] if hit else None,
-                ceiling=top["predicted"] if top else None, ceiling_k=top["k"] if top else None)
+        attach_best_lam_trak(recommendation, best, target)
     timings["lam_trak_scan_s"] = time.perf_counter() - t0
 
     d_eff = hessian_effective_dimension(basis, w, lam)
