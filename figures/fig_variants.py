@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import matplotlib.pyplot as plt
 
+from theory.estimators import REGISTRY, SKETCHED
+
 from ._common import (add_caption, LABELS, METRIC_LABELS, caption, log_ticks, model_of, plot_sim, plot_theory,
                      predict_curve, run_figure_sweep, save, select, sim_series, theory_grid)
 
 NAME = "fig_variants"
 COST = 31   # seconds, quick preset from scratch on 2 cores (orders parallel drawing)
-ORDER = ("ns", "if", "trak_wlev", "trak_w", "trak_lev", "trak")
+ORDER = ("ns", "if") + tuple(reversed(SKETCHED))     # every sketched estimator of the registry, TRAK on top
 
 
 def make(preset: str = "quick", progress: bool = True) -> list[str]:
@@ -24,7 +26,7 @@ def make(preset: str = "quick", progress: bool = True) -> list[str]:
         for c, metric in enumerate(("spearman", "rel_error")):
             ax = axes[r, c]
             for est in ORDER:
-                ls = "--" if est in ("trak_lev", "trak_wlev") else "-"
+                ls = "--" if REGISTRY[est].dashed else "-"
                 plot_theory(ax, values, curve[est][metric], est, ls=ls, label=LABELS[est])
                 x, m, se = sim_series(sims_, vary, est, metric)
                 plot_sim(ax, x, m, se, est, label=None)

@@ -257,3 +257,27 @@ def test_top_eigenpairs_with_the_tail_model_match_the_exact_eigenbasis():
         ConditionalModel(X, g, X0, L, top=150)
     with pytest.raises(InvalidParameterError):
         ConditionalModel(X, g, X0, L, w=w, lam=0.1, top=60)
+
+
+def test_gradient_similarity_is_trak_at_infinite_ridge_and_matches_real_sketches():
+    """The sum kernel P P^T: TRAK's lamT -> infinity limit (after rescaling by lamT) in the
+    isotropic theory, and its conditional law against real sketches."""
+    from theory import predict
+
+    lim = predict(family="logistic", delta=2.0, kappa=0.5, lam=0.1, lam_trak=1e8)["estimators"]["trak"]
+    gs = predict(family="logistic", delta=2.0, kappa=0.5, lam=0.1)["estimators"]["tracin"]
+    assert lim["pearson"] == pytest.approx(gs["pearson"], abs=1e-6)
+    assert lim["spearman"] == pytest.approx(gs["spearman"], abs=1e-6)
+    assert lim["scale"] / 1e8 == pytest.approx(gs["scale"], rel=1e-5)
+    X, g, w, X0, L, lam = decaying_problem(n=300, p=60, T=8)
+    k, reps = 15, 400
+    pred = predict_conditional(X, g, X0, L, k=k, n_proj=1, pairs=10**6)["estimators"]["tracin"]
+    rng = np.random.default_rng(7)
+    pe = []
+    for _ in range(reps):
+        P = rng.standard_normal((60, k)) / np.sqrt(k)
+        S = -((X0 @ P) @ (X @ P).T) * g
+        Sc, Lc = S - S.mean(1, keepdims=True), L - L.mean(1, keepdims=True)
+        pe.append(np.mean(np.sum(Sc * Lc, 1) / np.linalg.norm(Sc, axis=1) / np.linalg.norm(Lc, axis=1)))
+    pe = np.array(pe)
+    assert abs(pred["pearson"]["mean"] - pe.mean()) < 3 * pe.std() / np.sqrt(reps) + 0.01

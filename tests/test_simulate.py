@@ -15,7 +15,12 @@ def small_result():
 
 
 def test_layout_matches_predict_layout(small_result):
-    assert set(small_result["estimators"]) == {"if", "ns", "trak"}
+    from theory import predict
+    from theory.estimators import estimator_group
+
+    assert set(small_result["estimators"]) == set(estimator_group("core"))
+    assert set(small_result["estimators"]) == set(predict(**{k: v for k, v in small_result["config"].items()
+                                                             if k in ("family", "delta", "kappa", "lam")})["estimators"])
     for row in small_result["estimators"].values():
         assert set(row) == {"pearson", "spearman", "rel_error", "scale", "top_overlap"}
         for cell in row.values():
@@ -74,7 +79,9 @@ def test_invalid_input_raises_named_error(bad, match):
 
 def test_lds_is_reported_for_every_estimator_and_loo():
     r = sims.simulate(**{**SMALL, "reps": 1}, lds_subsets=12, variants=True)
-    assert set(r["estimators"]) == {"loo", "if", "ns", "trak", "trak_lev", "trak_w", "trak_wlev"}
+    from theory.estimators import estimators_for
+
+    assert set(r["estimators"]) == {"loo", *estimators_for(True)}
     for row in r["estimators"].values():
         assert -1 <= row["lds"]["mean"] <= 1
     assert list(r["estimators"]["if"])[:5] == ["pearson", "spearman", "rel_error", "scale", "top_overlap"]

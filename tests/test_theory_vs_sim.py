@@ -14,6 +14,7 @@ import pytest
 
 import sims
 from sims.runs.compare import compare, format_comparisons
+from theory.estimators import estimators_for
 
 CONFIGS = {
     "logistic-base": dict(family="logistic", delta=2.0, gamma=1.0, lam=0.1, kappa=0.5, lam_trak=0.0, n_proj=1),
@@ -49,11 +50,19 @@ def simulate_summary(cfg, p, reps, n_test=20, seed=11):
     return {"config": r["config"], "estimators": est}
 
 
+# The gradient similarity under a power-law spectrum with an aligned truth is outside its limit theory:
+# P P^T weights the few strong directions that also carry the signal, so per test point its scores
+# neither concentrate nor decouple from g at p = 200-800 (docs/theory.md §12); it is compared
+# everywhere else.
+OUT_OF_SCOPE = {"logistic-powerlaw": ("tracin",)}
+
+
 @pytest.mark.parametrize("name", list(CONFIGS))
 def test_theory_matches_simulation_at_p200(name):
     summary = simulate_summary(CONFIGS[name], p=200, reps=4)
-    comps = compare([summary])
-    assert len(comps) == (24 if CONFIGS[name].get("variants") else 12)
+    names = [e for e in ("loo",) + estimators_for(True) if e not in OUT_OF_SCOPE.get(name, ())]
+    comps = compare([summary], estimators=names)
+    assert len(comps) == 4 * len([e for e in estimators_for(bool(CONFIGS[name].get("variants"))) if e in names])
     bad = [c for c in comps if not c.ok]
     assert not bad, "\n" + format_comparisons(comps)
 
@@ -74,7 +83,7 @@ GENERAL_VARIANTS = {
 def test_variants_under_general_covariance_at_p400(name):
     comps = compare([simulate_summary(GENERAL_VARIANTS[name], p=400, reps=4)])
     print(f"\n=== {name} ===\n" + format_comparisons(comps))
-    assert len(comps) == 24
+    assert len(comps) == 4 * len(estimators_for(True))
     assert all(c.ok for c in comps), "\n" + format_comparisons(comps)
 
 
@@ -177,4 +186,16 @@ def test_lds_theory_matches_simulation_at_p400(name):
     """Tolerance 3 s.e. + 0.02 at p = 400 (issue 17)."""
     comps = lds_comparisons(LDS_CONFIGS[name], p=400, reps=2, n_subsets=60)
     print(f"\n=== {name} ===\n" + format_comparisons(comps))
+    assert all(c.ok for c in comps), "\n" + format_comparisons(comps)
+
+
+@pytest.mark.parametrize("family", ["gaussian", "logistic", "poisson"])
+def test_gradient_similarity_theory_matches_simulation_at_p300(family):
+    """The gradient similarity (TRAK's lamT -> infinity limit; theory.estimators): Spearman and
+    Pearson within 3 s.e. + 0.02 of exact-LOO simulation at p = 300."""
+    cfg = dict(family=family, delta=2.0, gamma=1.0, sigma=0.5, lam=0.1, kappa=0.25, lam_trak=0.0, n_proj=2)
+    comps = compare([simulate_summary(cfg, p=300, reps=2, n_test=20, seed=5)], estimators=("tracin",),
+                    metrics=("pearson", "spearman"), n_se=3.0,
+                    allowance={m: 0.02 * math.sqrt(300 / 400) for m in ("pearson", "spearman")})   # 0.02 at p = 300
+    assert len(comps) == 2
     assert all(c.ok for c in comps), "\n" + format_comparisons(comps)

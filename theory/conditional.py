@@ -52,11 +52,13 @@ T x r x n product (the means m and b, for Spearman), T x r x r products for the 
 n J r for the pairs' Q_ij and T n J normal CDFs per M (n J = `pairs`). The leverage variants, whose
 weights move with mu, take their moments from the n-vectors instead (`sampled_moments`, n r 3T).
 
-Estimators (all with a weight a_i, a Gram and a kernel; `CONDITIONAL_ESTIMATORS`):
+Estimators (each with a weight a_i and a kernel, `theory.estimators.Kernel`, from the registry
+`theory.estimators.REGISTRY`; `CONDITIONAL_ESTIMATORS`):
   trak       -x0^T K x_i g_i,                 G = X^T X
   trak_w     the same with G = X^T diag(w) X  (Hessian-weighted Gram)
   trak_lev   trak_i / (1 - h_i),   h_i = x_i^T K x_i ~ x_i^T R x_i              (G = X^T X)
   trak_wlev  trak_w_i / (1 - w_i h_i),  h_i = x_i^T K_w x_i ~ x_i^T R_w x_i       (G = X^T diag(w) X)
+  the "sum" kernel P P^T (gradient similarity): R = I and, exactly for Gaussian P, c = 1/k
 With w and lam given, IF (-x0^T H^{-1} x_i g_i, H = X^T diag(w) X + lam I) and NS (IF_i/(1 - w_i h_i))
 are computed exactly (they do not depend on P: the weighted kernel at mu = lam with c = 0).
 """
@@ -70,6 +72,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .errors import EstimatorDoesNotExistError, InvalidParameterError
+from .estimators import Kernel
 from .params import check_int, check_real
 
 METRICS = ("pearson", "spearman", "rel_error", "scale")
@@ -77,21 +80,14 @@ PROJECTIONS = ("gaussian", "rademacher")
 DEFAULT_PAIRS = 1 << 17        # pairs (i, j) per test row for Spearman; n (n - 1) below this: all pairs (exact)
 
 
-class Kernel(NamedTuple):
-    """What an estimator needs of its (sketched) kernel: the Gram it sketches, its weights on the
-    training points and whether it divides by a leave-one-out factor (`leverage`: None, "plain"
-    1/(1 - h_i) or "weighted" 1/(1 - w_i h_i))."""
+def _conditional_estimators() -> dict:
+    """{name: Kernel} of the registered estimators with a conditional theory (`theory.estimators`)."""
+    from .estimators import REGISTRY
 
-    gram: str            # "plain" (X^T X) or "weighted" (X^T diag(w) X)
-    leverage: str | None
+    return {name: e.conditional for name, e in REGISTRY.items() if e.conditional not in (None, "exact")}
 
 
-CONDITIONAL_ESTIMATORS = {
-    "trak": Kernel("plain", None),
-    "trak_w": Kernel("weighted", None),
-    "trak_lev": Kernel("plain", "plain"),
-    "trak_wlev": Kernel("weighted", "weighted"),
-}
+CONDITIONAL_ESTIMATORS = _conditional_estimators()
 EXACT_ESTIMATORS = ("if", "ns")
 
 
@@ -262,6 +258,13 @@ def effective_ridge(s, k: int, lam_trak: float, rank: int, p: int) -> float:
     while f(hi) < 0:
         hi *= 2.0
     return brentq(f, mu0, hi, xtol=1e-300, rtol=1e-15)
+
+
+def sum_sketch(basis: Basis, k: int) -> Sketch:
+    """The kernel P P^T (gradient similarity): E P P^T = I, so R = I (r = 1 everywhere), and for Gaussian P the
+    covariance of its bilinear forms is exactly (1/k)[(u.u')(v.v') + (u.v')(v.u')]: c = 1/k."""
+    tail = 1.0 if basis.tail is not None else 0.0
+    return Sketch(math.inf, np.ones_like(basis.s), 1.0, 1.0 / k, math.nan, math.nan, tail, tail)
 
 
 def sketch(basis: Basis, k: int, lam_trak: float) -> Sketch:
@@ -674,7 +677,12 @@ class ConditionalModel:
 
     def available(self) -> tuple:
         """Estimators this model can predict (the weighted ones need w)."""
-        return tuple(e for e, kern in CONDITIONAL_ESTIMATORS.items() if kern.gram in self.bases)
+        return tuple(e for e, kern in CONDITIONAL_ESTIMATORS.items() if self._basis_name(kern) in self.bases)
+
+    @staticmethod
+    def _basis_name(kern: Kernel) -> str:
+        """The eigenbasis a kernel works in (the sum kernel P P^T: the plain one, any basis of the rows)."""
+        return "plain" if kern.gram == "sum" else kern.gram
 
     def _weights(self, name, kern_spec: Kernel, basis, kern) -> np.ndarray:
         if kern_spec.leverage is None:
@@ -700,9 +708,9 @@ class ConditionalModel:
         kerns, laws = {}, {}
         for name in estimators:
             spec = CONDITIONAL_ESTIMATORS[name]
-            basis = self.bases[spec.gram]
+            basis = self.bases[self._basis_name(spec)]
             if spec.gram not in kerns:
-                kerns[spec.gram] = sketch(basis, k, lam_trak)
+                kerns[spec.gram] = sum_sketch(basis, k) if spec.gram == "sum" else sketch(basis, k, lam_trak)
             kern = kerns[spec.gram]
             laws[name] = score_law(basis, kern, self._weights(name, spec, basis, kern),
                                    means or spec.leverage is not None)
@@ -731,7 +739,7 @@ class ConditionalModel:
         for name in names:
             if name not in CONDITIONAL_ESTIMATORS:
                 raise InvalidParameterError(f"unknown estimator {name!r} (known: {', '.join(CONDITIONAL_ESTIMATORS)}).")
-            if CONDITIONAL_ESTIMATORS[name].gram not in self.bases:
+            if self._basis_name(CONDITIONAL_ESTIMATORS[name]) not in self.bases:
                 raise InvalidParameterError(f"{name} needs the curvatures w.")
         tail = any(b.tail is not None for b in self.bases.values())
         laws = self.laws(k, lam_trak, names, means=spearman or tail)
@@ -754,7 +762,8 @@ class ConditionalModel:
             spec = CONDITIONAL_ESTIMATORS[name]
             law = laws[name]
             if spec.leverage is None and law.basis.tail is None:   # weights fixed: r x r Grams once per model
-                mom = closed_form_moments(law, self._grams_for((spec.gram, "g"), law.basis, law.weights), self.truth)
+                mom = closed_form_moments(law, self._grams_for((self._basis_name(spec), "g"), law.basis, law.weights),
+                                          self.truth)
             else:                          # weights move with the kernel, or a tail model: from the n-vectors
                 mom = sampled_moments(law, self.truth, *pq_cache[id(law.kern)], pairs)
             for j, M in enumerate(Ms):
@@ -766,7 +775,8 @@ class ConditionalModel:
         constants = {}
         for name in names:
             kern = laws[name].kern
-            constants[CONDITIONAL_ESTIMATORS[name].gram] = dict(mu=kern.mu, c=kern.c, df1=kern.df1, df2=kern.df2)
+            constants[CONDITIONAL_ESTIMATORS[name].gram] = (
+                dict(c=kern.c) if not math.isfinite(kern.mu) else dict(mu=kern.mu, c=kern.c, df1=kern.df1, df2=kern.df2))
         exact_est = self.exact_estimators() if self.lam is not None else {}
         points = []
         for j, M in enumerate(Ms):

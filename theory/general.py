@@ -220,10 +220,13 @@ def kernel_traces_general(*, s, delta, lam, kappa, lam_trak, n_proj, identity, c
     tau_AB = S_AR / (1.0 - delta * a_w / (1.0 + c_T) * S_AR)
     s2, tau_B2, tau_Bbar2 = _sketch_traces(s, delta, r, eR, mu, kappa, n_proj, identity)
     ell_A, ell_T = lam / (delta * a_w), mu * (1.0 + c_T) / delta
+    from .traces import sum_kernel_traces
+
     return dict(tau_A2=tau_A2, mu=mu, c_T=c_T, s2=s2, tau_AB=tau_AB, tau_B2=tau_B2, tau_Bbar2=tau_Bbar2,
                 rho=tau_AB / np.sqrt(tau_A2 * tau_Bbar2), ell_A=ell_A, ell_T=ell_T,
                 d_A=float(np.sum(s / (s + ell_A))), d_T=float(np.sum(s / (s + ell_T))),
-                rho_inf=tau_AB / np.sqrt(tau_A2 * s2))
+                rho_inf=tau_AB / np.sqrt(tau_A2 * s2),
+                **sum_kernel_traces(float(np.mean(s * s * alpha)), float(np.mean(s * s)), kappa, n_proj, identity))
 
 
 # ------------------------------------------------------------------ weighted (Hessian) kernels

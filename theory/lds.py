@@ -226,20 +226,16 @@ def lds_rho(e_tg, cov, e_tt, var_v, k: dict):
 
 def lds_predictions(*, family, delta, lam, gamma, sigma, alpha, full, constants, variants: bool,
                     n_subsets: int | None = None) -> tuple[dict, dict]:
-    """({estimator: LDS}, constants) for "loo", "if", "ns", "trak" (and the variants), from the
-    full-fit fixed point `full` and the traces of `prediction` (`constants`). n_subsets = J gives
+    """({estimator: LDS}, constants) for exact LOO and every estimator of the registry (the variants
+    with variants=True; each one's `Estimator.lds`), from the full-fit fixed point `full` and the
+    traces of `prediction` (`constants`). n_subsets = J gives
     the expected sample Spearman over J subsets, None its J -> infinity limit."""
     C = constants
     k = lds_constants(family=family, delta=delta, lam=lam, gamma=gamma, sigma=sigma, alpha=alpha, full=full,
                       c_T=C["c_T"], c_T_w=C.get("c_T_w") if variants else None)
-    a2 = C["tau_A2"]
-    loo = lds_rho(k["e_g_gbar"], k["tau_AAbar"], k["e_g2"], a2, k)
-    rho = {"loo": loo, "ns": loo, "if": lds_rho(k["e_t_gbar"], k["tau_AAbar"], k["e_t2"], a2, k),
-           "trak": lds_rho(k["e_g_gbar"], k["tau_BAbar"], k["e_g2"], C["tau_Bbar2"], k)}
-    if variants:
-        rho["trak_lev"] = rho["trak"]
-        rho["trak_w"] = lds_rho(k["e_tw_gbar"], k["tau_BwAbar"], k["e_tw2"], C["tau_Bbar2_w"], k)
-        rho["trak_wlev"] = lds_rho(k["e_g_gbar"], k["tau_BwAbar"], k["e_g2"], C["tau_Bbar2_w"], k)
+    from .estimators import REGISTRY, estimators_for
+
+    rho = {name: lds_rho(*REGISTRY[name].lds(k, C), k) for name in ("loo",) + estimators_for(variants)}
     f = lds_from_rho if n_subsets is None else partial(expected_sample_spearman, n_subsets=n_subsets)
     return {e: float(f(r)) for e, r in rho.items()}, {"lds_" + key: float(v) for key, v in
                                                       {**k, **{f"rho_{e}": r for e, r in rho.items()}}.items()}

@@ -24,6 +24,7 @@ import numpy as np
 
 from .aot import cached_jit
 from .covariance import alignment as alignment_weights
+from .estimators import REGISTRY, Law, estimators_for
 from .covariance import spectrum as covariance_spectrum
 from .errors import InvalidParameterError, NotConvergedError
 from .families import get_family
@@ -71,24 +72,25 @@ def _spearman_if(g, t, wt, broad: bool):
 
 
 def _estimators(g, w, wt, c, t, tr, tw=None, broad=False):
-    """Metrics of IF, NS, TRAK (and, given the weighted traces tw, of the corrected variants)."""
-    a2, one = tr["tau_A2"], jnp.ones_like(c)
-    est = {
-        "if": _metrics(t, g, wt, a2, a2, a2, _spearman_if(g, t, wt, broad)),
-        "ns": dict(pearson=one, spearman=one, rel_error=0.0 * one, scale=one),
-        "trak": _metrics(g / (1.0 + tr["c_T"]), g, wt, a2, tr["tau_Bbar2"], tr["tau_AB"],
-                         spearman_trak(g, wt, tr["rho"])),
-    }
-    if tw is not None:
-        # Corrected TRAK (docs/theory.md §5): (a) Hessian-weighted Gram; (b) the leave-one-out factor
-        # 1/(1 - h_i) of TRAK's own kernel, which cancels its constant 1/(1 + c_T); (c) both, with the
-        # ALO factor 1/(1 - w_i h_i) of the weighted kernel, which cancels 1/(1 + w_i c_T,w).
-        t_w = g / (1.0 + w * tw["c_T_w"])
-        est["trak_w"] = _metrics(t_w, g, wt, a2, tw["tau_Bbar2_w"], tw["tau_AB_w"],
-                                 spearman_pair(g, t_w, wt, tw["rho_w"]))
-        est["trak_lev"] = _metrics(g, g, wt, a2, tr["tau_Bbar2"], tr["tau_AB"], est["trak"]["spearman"])
-        est["trak_wlev"] = _metrics(g, g, wt, a2, tw["tau_Bbar2_w"], tw["tau_AB_w"],
-                                    spearman_trak(g, wt, tw["rho_w"]))
+    """Metrics of every registered estimator with a limit theory (`theory.estimators.REGISTRY`):
+    the core ones, and the corrected variants given the weighted traces tw. Each is -t_e V_e
+    (`Limit`) and scored by `_metrics`; NS is LOO's own limit."""
+    law, a2, one = Law(g, w, wt, t), tr["tau_A2"], jnp.ones_like(c)
+    est = {}
+    for name in estimators_for(tw is not None):
+        e = REGISTRY[name]
+        if e.limit is None:                 # NS: LOO itself in the limit
+            est[name] = dict(pearson=one, spearman=one, rel_error=0.0 * one, scale=one)
+            continue
+        lim = e.limit(law, tr, tw)
+        if lim.spearman == "if":
+            sp = _spearman_if(g, lim.t, wt, broad)
+        elif lim.spearman.startswith("="):
+            sp = est[lim.spearman[1:]]["spearman"]
+        else:
+            rho = lim.rho if lim.rho is not None else lim.cov / jnp.sqrt(a2 * lim.var)
+            sp = spearman_trak(g, wt, rho) if lim.spearman == "gg" else spearman_pair(g, lim.t, wt, rho)
+        est[name] = _metrics(lim.t, g, wt, a2, lim.var, lim.cov, sp)
     return est
 
 

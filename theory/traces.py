@@ -18,6 +18,7 @@ B_bar the average of M independent copies of B. Expectations E[.] are over the l
                      = s2 (kappa - 1 + 2 mu b) / (kappa - 1 + 2 mu b - mu^2 s2)   (P random, lamT > 0)
                      = b s2 / (b - mu s2)                         (P random, lamT = 0)
     (T8)    tau(B_bar^2) = tau(B^2)/M + (1 - 1/M) s2;   tau(A B_bar) = tau(A B)
+    (T9)    the sum kernel Pbar = mean of P_m P_m^T: tau(A Pbar) = c, tau(Pbar^2) = 1 + 1/(kappa M) (P = I: 1)
 """
 
 from __future__ import annotations
@@ -70,7 +71,16 @@ def kernel_traces(*, delta, lam, kappa, lam_trak, n_proj, identity: bool, c, e_w
     tau_B2, tau_Bbar2 = sketch_second_order(mu, b, s2, kappa, lam_trak, n_proj, identity)
     rho = tau_AB / jnp.sqrt(tau_A2 * tau_Bbar2)
     return dict(tau_A2=tau_A2, mu=mu, c_T=b, s2=s2, tau_AB=tau_AB, tau_B2=tau_B2,
-                tau_Bbar2=tau_Bbar2, rho=rho)
+                tau_Bbar2=tau_Bbar2, rho=rho, **sum_kernel_traces(c, 1.0, kappa, n_proj, identity))
+
+
+def sum_kernel_traces(tau_A, tau_S2, kappa, n_proj, identity: bool):
+    """Traces of the sum kernel Pbar = (1/M) sum_m P_m P_m^T (gradient similarity; the lamT -> infinity limit of
+    lamT B): tau(A Pbar) = tau(A Sigma_pop) (E P P^T = I: first order), and
+    tau(Pbar^2) = tau(Sigma_pop^2) + 1/(kappa M) (P random: E[P P^T S P P^T] = S (1 + 1/k) + tr(S) I/k,
+    the 1/k dropped; P = I: tau(Sigma_pop^2)). Isotropic: tau_A = c, tau_S2 = 1."""
+    extra = 0.0 if identity else 1.0 / (kappa * n_proj)
+    return dict(tau_AP=tau_A, tau_P2=tau_S2 + extra)
 
 
 def sketch_second_order(mu, b, s2, kappa, lam_trak, n_proj, identity: bool):

@@ -1,24 +1,23 @@
-"""Influence estimators, each a (T, n) matrix: test point x training point (docs/conventions.md),
-and the registry of every estimator (`REGISTRY`) from which results, tables, the CLI and the
-figures take their names, labels and colours.
+"""The simulation of the influence estimators, each a (T, n) matrix: test point x training point
+(docs/conventions.md). Which estimators exist, and each one's formula, is the registry
+`theory.estimators.REGISTRY` (re-exported here); this module runs its three engines:
 
-    IF_i   = -x_0^T A x_i g_i,                A = H^{-1}, H = X^T diag(w) X + lam I
-    NS_i   = IF_i / (1 - w_i h_i),             h_i = x_i^T A x_i   (Newton step = ALO)
-    TRAK_i = -x_0^T P (P^T X^T X P + lamT I_k)^{-1} P^T x_i g_i, averaged over M projections.
+    ridge       IF_i = -x_0^T A x_i g_i, NS_i = IF_i / (1 - w_i h_i) from A = H^{-1} (`if_ns_influence`)
+    projected   -(1/M) sum_m e.projected(X P_m, X_0 P_m, lamT) g   (TRAK, gradient similarity; `projected_influence`)
+    variant     (1/M) sum_m e.variant(parts of X P_m, g, w)       (every sketched one; `variant_influence`)
 
 TRAK is evaluated as Phi_0 G^{-1} Phi^T with Phi = X P: cost n p k + n k^2 + k^3/3 + T k n flops
 and O((n + p) k) memory per projection; the M projections are generated one at a time inside a
-loop, so P never occupies p x k x M memory.
+loop, so P never occupies p x k x M memory, and every estimator of a step shares its P_m and Phi.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable
-
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from theory.estimators import PREDICTED, REGISTRY, SKETCHED, Parts, estimator_group  # noqa: F401  (re-exported)
 
 from .data import flat_draw, take
 from .tiers import tiered_jit
@@ -62,30 +61,38 @@ def projection_matrix(key, p: int, k: int, projection: str):
     raise ValueError(f"unknown projection {projection!r}")
 
 
-def _kernel_scores(Phi, Phi0, lam_trak):
-    """Phi_0 (Phi^T Phi + lamT I)^{-1} Phi^T, solving against the T test rows first."""
-    G = Phi.T @ Phi + lam_trak * jnp.eye(Phi.shape[1], dtype=Phi.dtype)
-    Z = jax.scipy.linalg.cho_solve((jnp.linalg.cholesky(G), True), Phi0.T)
-    return Z.T @ Phi.T
-
-
-def trak_influence(key, X, X0, g, lam_trak, *, k: int, n_proj: int, projection: str):
-    """TRAK scores (T, n), -(1/M) sum_m Phi_0,m (Phi_m^T Phi_m + lamT I)^{-1} Phi_m^T g with
-    Phi_m = X P_m, P_m = `projection_matrix(fold_in(key, m), p, k, projection)` (up to the
-    rounding of its 1/sqrt(k) scaling, done after the draw here); projection
-    "identity" uses P = I (then k and n_proj are ignored). One compiled step per projection: the
-    draws are `data.flat_draw`s, so no program is compiled per (p, k) for the random numbers."""
+def projected_influence(key, X, X0, g, lam_trak, *, k: int, n_proj: int, projection: str, names) -> dict:
+    """{name: (T, n)} for the sketched estimators `names` whose engine is "projected" (TRAK, the gradient similarity):
+    -(1/M) sum_m e.projected(Phi_m, Phi_0,m, lamT) g with Phi_m = X P_m, P_m =
+    `projection_matrix(fold_in(key, m), p, k, projection)` (up to the rounding of its 1/sqrt(k)
+    scaling, done after the draw here); projection "identity" uses P = I (k and n_proj ignored).
+    One compiled step per projection serves every name: the draws are `data.flat_draw`s, so no
+    program is compiled per (p, k) for the random numbers."""
+    names = tuple(names)
     if projection == "identity":
-        return _identity_trak(X, X0, g, lam_trak)
-    acc = np.zeros((X0.shape[0], X.shape[0]), X.dtype)       # numpy: no program compiled per shape
+        return _identity_projected(X, X0, g, lam_trak, names=names)
+    zero = np.zeros((X0.shape[0], X.shape[0]), X.dtype)     # numpy: no program compiled per shape
+    acc = {name: zero for name in names}
     for m in range(n_proj):
-        acc = _add_projected_scores(acc, _projection_draw(key, m, X.shape[1], k, projection), X, X0, lam_trak, k=k)
+        acc = _add_projected(acc, _projection_draw(key, m, X.shape[1], k, projection), X, X0, lam_trak, k=k,
+                             names=names)
     return _average_scores(acc, g, n_proj)
 
 
-@tiered_jit
-def _identity_trak(X, X0, g, lam_trak):
-    return -_kernel_scores(X, X0, lam_trak) * g
+def trak_influence(key, X, X0, g, lam_trak, *, k: int, n_proj: int, projection: str):
+    """TRAK scores (T, n), -(1/M) sum_m Phi_0,m (Phi_m^T Phi_m + lamT I)^{-1} Phi_m^T g
+    (`projected_influence` of TRAK alone)."""
+    return projected_influence(key, X, X0, g, lam_trak, k=k, n_proj=n_proj, projection=projection,
+                               names=("trak",))["trak"]
+
+
+def _identity_projected(X, X0, g, lam_trak, *, names):
+    return {name: _identity_one(X, X0, g, lam_trak, name=name) for name in names}
+
+
+@tiered_jit(static_argnames=("name",))
+def _identity_one(X, X0, g, lam_trak, *, name):
+    return -REGISTRY[name].projected(X, X0, lam_trak) * g
 
 
 def _projection_draw(key, m, p, k, projection):
@@ -102,104 +109,70 @@ def _projection_from_draw(flat, p, k):
     return take(flat, (p, k)) / jnp.sqrt(k)
 
 
-@tiered_jit(static_argnames=("k",))
-def _add_projected_scores(acc, flat, X, X0, lam_trak, *, k):
+def _add_projected(acc, flat, X, X0, lam_trak, *, k, names):
+    """One projection, each estimator in its own program (P, X P and its piece): adding an
+    estimator leaves the others' programs, and so their rounding, unchanged; the price is one
+    n p k product X P per estimator (TRAK's own cost is n p k + n k^2 + k^3/3)."""
+    return {name: _add_one(acc[name], flat, X, X0, lam_trak, k=k, name=name) for name in names}
+
+
+@tiered_jit(static_argnames=("k", "name"))
+def _add_one(acc, flat, X, X0, lam_trak, *, k, name):
     P = _projection_from_draw(flat, X.shape[1], k)
-    return acc + _kernel_scores(X @ P, X0 @ P, lam_trak)
+    return acc + REGISTRY[name].projected(X @ P, X0 @ P, lam_trak)
+
+
+def _average_scores(acc, g, n_proj):
+    return {name: _average_one(a, g, n_proj) for name, a in acc.items()}
 
 
 @tiered_jit
-def _average_scores(acc, g, n_proj):
+def _average_one(acc, g, n_proj):
     return -(acc / n_proj) * g
 
 
-def _kernel_and_leverage(Phi, Phi0, lam_trak, weights=None):
-    """(Phi_0 G^{-1} Phi^T, h) with G = Phi^T diag(v) Phi + lamT I and h_i = phi_i^T G^{-1} phi_i."""
-    v = jnp.ones(Phi.shape[0], Phi.dtype) if weights is None else weights
-    G = (Phi.T * v) @ Phi + lam_trak * jnp.eye(Phi.shape[1], dtype=Phi.dtype)
-    L = jnp.linalg.cholesky(G)
-    Z = jax.scipy.linalg.cho_solve((L, True), jnp.concatenate([Phi0, Phi], axis=0).T)   # G^{-1} [Phi0; Phi]^T
-    T = Phi0.shape[0]
-    return Z[:, :T].T @ Phi.T, jnp.sum(Z[:, T:].T * Phi, axis=1)
+def variant_influence(key, X, X0, g, w, lam_trak, *, k: int, n_proj: int, projection: str, names) -> dict:
+    """{name: (T, n)} for sketched estimators `names`, each the average over M projections of its
+    `Estimator.variant(parts, g, w)` on (Phi_m, Phi_0,m) (`theory.estimators.Parts`: the kernels and
+    leverages of the plain and the Hessian-weighted Gram, the gradient similarity). The corrected
+    variants (docs/theory.md §5):
 
-
-def trak_variants(key, X, X0, g, w, lam_trak, *, k: int, n_proj: int, projection: str):
-    """TRAK and its corrected variants (docs/theory.md §5), each (T, n), averaged over M projections:
-
-        trak       -phi_0^T (Phi^T Phi + lamT)^{-1} phi_i g_i                       (as trak_influence)
         trak_lev   trak_i / (1 - h_i),       h_i = phi_i^T (Phi^T Phi + lamT)^{-1} phi_i
         trak_w     -phi_0^T (Phi^T W Phi + lamT)^{-1} phi_i g_i                     (Hessian-weighted Gram)
         trak_wlev  trak_w_i / (1 - w_i h^w_i), h^w_i = phi_i^T (Phi^T W Phi + lamT)^{-1} phi_i
 
     With P = I and lamT = lam, trak_w is IF and trak_wlev is NS (ALO) exactly. The projections
-    are those of `trak_influence` (same key: same P_m).
-    """
+    are those of `projected_influence` (same key: same P_m)."""
+    names = tuple(names)
     if projection == "identity":
-        return _variant_scores(X, X0, g, w, lam_trak)
+        return _variant_scores(X, X0, g, w, lam_trak, names=names)
     zero = np.zeros((X0.shape[0], X.shape[0]), X.dtype)      # numpy: no program compiled per shape
-    acc = {name: zero for name in VARIANT_NAMES}
+    acc = {name: zero for name in names}
     for m in range(n_proj):
         acc = _add_projected_variants(acc, _projection_draw(key, m, X.shape[1], k, projection), X, X0, g, w,
-                                      lam_trak, k=k)
+                                      lam_trak, k=k, names=names)
     return _average_variants(acc, n_proj)
 
 
-VARIANT_NAMES = ("trak", "trak_lev", "trak_w", "trak_wlev")
+def trak_variants(key, X, X0, g, w, lam_trak, *, k: int, n_proj: int, projection: str):
+    """TRAK and its corrected variants (`variant_influence` of the group "variant" and TRAK)."""
+    return variant_influence(key, X, X0, g, w, lam_trak, k=k, n_proj=n_proj, projection=projection,
+                             names=("trak",) + estimator_group("variant"))
 
 
-@tiered_jit
-def _variant_scores(Phi, Phi0, g, w, lam_trak):
-    S, h = _kernel_and_leverage(Phi, Phi0, lam_trak)
-    Sw, hw = _kernel_and_leverage(Phi, Phi0, lam_trak, w)
-    return {"trak": -S * g, "trak_lev": -S * g / (1.0 - h), "trak_w": -Sw * g,
-            "trak_wlev": -Sw * g / (1.0 - w * hw)}
+@tiered_jit(static_argnames=("names",))
+def _variant_scores(Phi, Phi0, g, w, lam_trak, *, names):
+    parts = Parts(Phi, Phi0, w, lam_trak)
+    return {name: REGISTRY[name].variant(parts, g, w) for name in names}
 
 
-@tiered_jit(static_argnames=("k",))
-def _add_projected_variants(acc, flat, X, X0, g, w, lam_trak, *, k):
+@tiered_jit(static_argnames=("k", "names"))
+def _add_projected_variants(acc, flat, X, X0, g, w, lam_trak, *, k, names):
     P = _projection_from_draw(flat, X.shape[1], k)
-    new = _variant_scores(X @ P, X0 @ P, g, w, lam_trak)
-    return {name: acc[name] + new[name] for name in VARIANT_NAMES}
+    new = _variant_scores(X @ P, X0 @ P, g, w, lam_trak, names=names)
+    return {name: acc[name] + new[name] for name in names}
 
 
 @tiered_jit
 def _average_variants(acc, n_proj):
-    return {name: acc[name] / n_proj for name in VARIANT_NAMES}
-
-
-# ------------------------------------------------------------------------------------ registry
-@dataclass(frozen=True)
-class Estimator:
-    """One influence estimator: its name (the key in every result and table), plot label and
-    colour, when the engine computes it, the engine function that does, and its theory.
-
-    group: "core" (always simulated), "variant" (with variants=True) or "reference" (exact LOO
-    itself, scored only by the LDS). theory: "any" (predicted for every covariance), "isotropic"
-    (predicted for the isotropic covariance only) or "none" (simulation only).
-    """
-
-    name: str
-    label: str
-    color: str
-    group: str
-    compute: Callable | None
-    theory: str
-
-
-REGISTRY: dict[str, Estimator] = {e.name: e for e in (
-    Estimator("if", "IF", "#d95f02", "core", if_ns_influence, "any"),
-    Estimator("ns", "NS (ALO)", "#1b9e77", "core", if_ns_influence, "any"),
-    Estimator("trak", "TRAK", "#7570b3", "core", trak_influence, "any"),
-    Estimator("trak_lev", "TRAK + LOO factor", "#a6761d", "variant", trak_variants, "any"),
-    Estimator("trak_w", "TRAK, weighted Gram", "#e7298a", "variant", trak_variants, "any"),
-    Estimator("trak_wlev", "TRAK, weighted Gram + ALO factor", "#66a61e", "variant", trak_variants, "any"),
-    Estimator("loo", "exact LOO", "#444444", "reference", None, "none"),
-)}
-
-
-def estimator_group(group: str) -> tuple[str, ...]:
-    """Names of the registered estimators of one group, in registry order."""
-    return tuple(name for name, e in REGISTRY.items() if e.group == group)
-
-
-PREDICTED = tuple(name for name, e in REGISTRY.items() if e.theory != "none")
+    return {name: a / n_proj for name, a in acc.items()}

@@ -23,8 +23,8 @@ from theory.params import ModelParams, check_bool, check_choice, check_int, chec
 
 from .data import Data, make_data
 from .params import DESIGNS, SIM_KEYS, SIM_PARAMS, SWEEP_KEYS  # noqa: F401  (re-exported)
-from .estimators import (estimator_group, if_ns_influence, if_ns_influence_kernel, trak_influence,
-                         trak_variants)
+from .estimators import (REGISTRY, estimator_group, if_ns_influence, if_ns_influence_kernel,
+                         projected_influence, variant_influence)
 from .fit import check_fit, hessian_inverse, newton_fit
 from .lds import lds, subset_outputs
 from .loo import DEFAULT_MEMORY_BUDGET, chunk_size_for, exact_loo
@@ -214,16 +214,16 @@ def analyze(sp: SimParams, data: Data, k_proj, *, keep_influence: bool = False,
     else:
         IF, NS, h = if_ns_influence(data.X, data.X0, fit.g, fit.w, A, XA)
     influence = {"loo": loo.values, "if": np.asarray(IF), "ns": np.asarray(NS)}
-    if sp.variants:
-        extra = trak_variants(k_proj, data.X, data.X0, fit.g, fit.w, m.lam_trak, k=sp.k,
-                              n_proj=m.n_proj, projection=m.projection)
-        influence.update({name: np.asarray(v) for name, v in extra.items()})
-    else:
-        influence["trak"] = np.asarray(trak_influence(k_proj, data.X, data.X0, fit.g, m.lam_trak, k=sp.k,
-                                                      n_proj=m.n_proj, projection=m.projection))
+    names = estimator_names(sp)
+    sketched = tuple(name for name in names if REGISTRY[name].engine in ("projected", "variant"))
+    # every sketched estimator from the same projections: the corrected variants' engine when they
+    # are asked for (then for all of them), else the projected one
+    engine = variant_influence if sp.variants else projected_influence
+    extra = engine(k_proj, data.X, data.X0, fit.g, *((fit.w,) if sp.variants else ()), m.lam_trak, k=sp.k,
+                   n_proj=m.n_proj, projection=m.projection, names=sketched)
+    influence.update({name: np.asarray(v) for name, v in extra.items()})
     loo_j = jax.device_put(loo.values)      # (jnp.asarray compiles a program per shape)
     metrics = {}
-    names = estimator_names(sp)
     if sp.lds_subsets:
         masks, outputs = subset_outputs(jax.random.fold_in(k_proj, 7), data.X, data.y, data.X0, m.lam,
                                         fit.beta, family=m.family, n_subsets=sp.lds_subsets,
@@ -288,14 +288,15 @@ def simulate(*, family="logistic", p=200, delta=2.0, kappa=0.5, lam=0.1, lam_tra
     points, `reps` independent replicates from `seed`. `design` draws the features with
     Gaussian (default), Rademacher or Student-t (5 d.f.) entries, all with covariance I/p.
     variants=True adds the corrected TRAK estimators trak_lev, trak_w, trak_wlev
-    (`sims.engine.estimators.trak_variants`). lds_subsets = J > 0 adds the linear datamodeling score
+    (`sims.engine.estimators.variant_influence`). lds_subsets = J > 0 adds the linear datamodeling score
     ("lds": Spearman across J random half-subsets of summed attributions and refitted outputs,
     `sims.engine.lds`) to every estimator, and exact LOO itself as estimator "loo"; lds_alpha in
     (0, 1) sets the subsets' fraction (default 1/2; `theory.predict(lds_alpha=)`). covariance,
     cov_param and alignment set the feature spectrum and the alignment of beta* with it
     (`theory.covariance`; default isotropic). Returns {"config", "estimators",
-    "diagnostics"}; estimators[e][metric] = {"mean", "se"} for e in ("if", "ns", "trak") and the
-    metrics of `sims.engine.metrics`. Raises InvalidParameterError, EstimatorDoesNotExistError or
+    "diagnostics"}; estimators[e][metric] = {"mean", "se"} for every estimator of the group "core"
+    of `theory.estimators.REGISTRY` (and "variant" with variants=True) and the metrics of
+    `sims.engine.metrics`. Raises InvalidParameterError, EstimatorDoesNotExistError or
     NotConvergedError (all from `theory.errors`).
     """
     enable_float64()

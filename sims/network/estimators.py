@@ -10,7 +10,7 @@ Hessian H_GN = Phi^T W Phi + lam I:
     ns_gn        if_gn_i / (1 - w_i phi_i^T H_GN^{-1} phi_i)     (= ALO of the linearized model)
     newton_step  f_0(theta_hat) - f_0(theta_hat + Delta_1),  Delta_1 = H_{-i}^{-1} g_i phi_i, the
                  exact Newton step of the LOO problem (network-level ALO; `sims.network.loo`)
-    trak, trak_lev, trak_w, trak_wlev   `sims.engine.estimators.trak_variants` on (Phi, Phi_0, g, w)
+    the sketched estimators            `sims.engine.estimators.variant_influence` on (Phi, Phi_0, g, w)
 
 TRAK as the public library computes it for binary classification: its training feature is the
 gradient of the margin (2 y_i - 1) f(x_i), projected, its Gram matrix unweighted, and its
@@ -26,7 +26,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..engine.estimators import if_ns_influence, trak_variants
+from ..engine.estimators import SKETCHED, if_ns_influence, variant_influence
 
 
 def inverse(Hm):
@@ -47,8 +47,10 @@ def hessian_estimators(Phi, Phi0, g, w, A_exact, A_gn) -> dict:
 
 def trak_estimators(key, Phi, Phi0, g, w, lam_trak: float, *, k: int, n_proj: int,
                     projection: str = "gaussian") -> dict:
-    """trak, trak_lev, trak_w, trak_wlev on the after-kernel features (M = n_proj projections)."""
-    out = trak_variants(key, Phi, Phi0, g, w, lam_trak, k=k, n_proj=n_proj, projection=projection)
+    """Every sketched estimator of the registry (`theory.estimators.SKETCHED`: TRAK, its variants and
+    the gradient similarity) on the after-kernel features, M = n_proj projections."""
+    out = variant_influence(key, Phi, Phi0, g, w, lam_trak, k=k, n_proj=n_proj, projection=projection,
+                            names=SKETCHED)
     return {name: np.asarray(v) for name, v in out.items()}
 
 

@@ -31,6 +31,7 @@ import numpy as np
 from theory.numerics import enable_float64
 from theory.errors import InvalidParameterError, TrakSimError
 
+from ..engine.estimators import SKETCHED as TRAK_ESTIMATORS    # every sketched estimator of the registry
 from ..engine.fit import Fit, newton_fit
 from ..engine.loo import exact_loo
 from ..engine.metrics import default_top_m, mean_and_se, row_metrics
@@ -41,7 +42,6 @@ from .model import Shapes, distinct_units, features, init_params, logistic_parts
 from .train import dense_hessian, train
 
 FIXED_ESTIMATORS = ("if_exact", "ns_exact", "if_gn", "ns_gn", "newton_step")
-TRAK_ESTIMATORS = ("trak", "trak_lev", "trak_w", "trak_wlev")
 PLUG_IN_LAM = 0.1
 
 

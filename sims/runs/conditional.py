@@ -67,11 +67,11 @@ def fit_and_truth(X, y, X0, *, family: str, lam: float, truth: str = "loo", tol:
 
 def sketch_monte_carlo(X, X0, g, w, truth, *, k: int, lam_trak: float, n_proj: int = 1, reps: int = 32,
                        seed: int = 0, projection: str = "gaussian", variants: bool = False) -> dict:
-    """Metrics of TRAK (and, with variants, trak_lev, trak_w, trak_wlev) against `truth` (T x n)
+    """Metrics of the core sketched estimators (and, with variants, every sketched one) against `truth` (T x n)
     over `reps` independent draws of M = n_proj sketches each: {estimator: {metric: {"mean", "se",
     "rows"}}}, the mean over draws and test rows, its standard error from the spread of the
     per-draw row means (the draws are independent; the rows share them), and the per-row means."""
-    from ..engine.estimators import trak_influence, trak_variants
+    from ..engine.estimators import SKETCHED, estimator_group, projected_influence, variant_influence
     from ..engine.metrics import row_metrics
 
     enable_float64()
@@ -84,9 +84,11 @@ def sketch_monte_carlo(X, X0, g, w, truth, *, k: int, lam_trak: float, n_proj: i
     for rep in range(reps):
         key = jax.random.fold_in(jax.random.PRNGKey(seed), rep)
         if variants:
-            scores = trak_variants(key, Xd, X0d, gd, wd, lam_trak, k=k, n_proj=n_proj, projection=projection)
+            scores = variant_influence(key, Xd, X0d, gd, wd, lam_trak, k=k, n_proj=n_proj, projection=projection,
+                                       names=SKETCHED)
         else:
-            scores = {"trak": trak_influence(key, Xd, X0d, gd, lam_trak, k=k, n_proj=n_proj, projection=projection)}
+            scores = projected_influence(key, Xd, X0d, gd, lam_trak, k=k, n_proj=n_proj, projection=projection,
+                                         names=tuple(e for e in estimator_group("core") if e in SKETCHED))
         for name, S in scores.items():
             S = jax.device_put(np.asarray(S))
             met = row_metrics(S, L, top_m=top_m)

@@ -29,13 +29,14 @@ import time
 import numpy as np
 
 from theory.errors import InvalidParameterError
+from theory.estimators import SKETCHED, estimator_group
 from theory.families import get_family
 
 from .features import check_features, feature_spectrum, fit_glm, suite_summary
 
 METRICS = ("spearman", "pearson")
 DEFAULT_N_PROJ = (1, 2, 4, 8, 16)
-VARIANTS = ("trak_w", "trak_lev", "trak_wlev")
+VARIANTS = estimator_group("variant")
 LAM_T_GRID = np.logspace(-5, 1, 25)     # times delta (the scale of the Gram's eigenvalues, suite units)
 
 
@@ -301,7 +302,7 @@ def _plan_gaussian(X, y, *, family, lam, lam_trak, target, metric, n_proj, k_gri
         return rho if metric == "pearson" else float(th.spearman([rho])[0])
 
     # variants, through predict_spectrum when the theory has them
-    variants = _variants(th, curve, k_grid, n_proj, lam_t_s)
+    variants = _other_sketched(th, curve, k_grid, n_proj, lam_t_s)
 
     recommendation = recommend(k_grid, n_proj, lambda k, M: value[(k, M)] if k in k_grid and (k, M) in value
                                else metric_at(k, M), target)
@@ -343,28 +344,29 @@ def _plan_gaussian(X, y, *, family, lam, lam_trak, target, metric, n_proj, k_gri
                 inputs=inputs)
 
 
-def _variants(th, curve, k_grid, n_proj, lam_t_s) -> str:
-    """Append the corrected variants to `curve` when `predict_spectrum(variants=True)` provides
-    them; returns "available" or why not."""
+def _other_sketched(th, curve, k_grid, n_proj, lam_t_s) -> str:
+    """Append every sketched estimator of the registry but TRAK (whose curve the fast path gives) to
+    `curve` from `predict_spectrum`: the core ones, and the corrected variants when the theory
+    provides them; returns "available" or why the variants are not."""
     from theory import predict_spectrum
 
-    def call(k, M):
-        return predict_spectrum(th.s, th.theta, family=th.family, delta=th.delta, kappa=k / th.p, lam=th.lam,
-                                lam_trak=lam_t_s, gamma=th.gamma, sigma=th.sigma, n_proj=M, variants=True,
-                                nodes=th.nodes)
+    note = "available"
     for k in k_grid:
         for M in n_proj:
             if not th.valid(k, lam_t_s):
                 continue
+            kw = dict(family=th.family, delta=th.delta, kappa=k / th.p, lam=th.lam, lam_trak=lam_t_s,
+                      gamma=th.gamma, sigma=th.sigma, n_proj=M, nodes=th.nodes)
             try:
-                est = call(k, M)["estimators"]
+                est = predict_spectrum(th.s, th.theta, variants=note == "available", **kw)["estimators"]
             except InvalidParameterError as e:
-                return f"unavailable: {e}"
-            for name in VARIANTS:
-                if name in est:
+                note = f"unavailable: {e}"
+                est = predict_spectrum(th.s, th.theta, variants=False, **kw)["estimators"]
+            for name in SKETCHED:
+                if name != "trak" and name in est:
                     curve.append(dict(estimator=name, k=k, n_proj=M, **{m: est[name][m] for m in
                                                                          ("pearson", "spearman", "rel_error")}))
-    return "available"
+    return note
 
 
 # ------------------------------------------------------------------------------- validation

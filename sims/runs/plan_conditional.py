@@ -18,6 +18,7 @@ import time
 import numpy as np
 
 from theory.errors import EstimatorDoesNotExistError, InvalidParameterError, NotConvergedError
+from theory.estimators import CONDITIONAL, estimators_for
 
 TRUTHS = ("auto", "loo", "ns")
 LOO_FLOPS = 1e10                 # flop/s assumed by the affordability rule (2 cores, float64, with margin)
@@ -200,7 +201,7 @@ def plan_conditional(X, y, *, family: str, lam: float, lam_trak: float, target: 
     t0 = time.perf_counter()
     with_variants = variants is True or (variants == "auto" and min(n, p) <= VARIANT_MAX)
     model = ConditionalModel(Xtr, g, X0, L, w=w if with_variants else None, bases={"plain": basis})
-    names = ["trak"] + (["trak_w", "trak_lev", "trak_wlev"] if with_variants else [])
+    names = [n for n in estimators_for(with_variants) if n in CONDITIONAL]     # the registry's, with a conditional theory
     variants_note = "available" if with_variants else (
         f"unavailable: the weighted eigenbasis of trak_w costs a second eigendecomposition, done only when "
         f"min(n, p) <= {VARIANT_MAX} (here {min(n, p)}); pass variants=True (--variants) to force it")

@@ -30,7 +30,7 @@ from theory.params import MODEL_KEYS
 from ..engine.params import SIM_KEYS
 
 # Bump when the numbers a configuration produces change (cache invalidation).
-RESULTS_SCHEMA = 5
+RESULTS_SCHEMA = 6
 
 # The configuration of one replicate: the model parameters, the simulation's (less reps), and the sizes.
 CONFIG_COLUMNS = (("family", "p", "n", "k") + MODEL_KEYS[1:]
