@@ -35,7 +35,7 @@ def make(name: str, preset: str = "quick", *, out: str | Path | None = None,
     under `results` (default `_common.default_results()`); return the written paths."""
     import jax
 
-    from theory.jaxcache import enable_compilation_cache
+    from compilecache.jaxcache import enable_compilation_cache
     from theory.numerics import enable_float64
 
     from . import _common
@@ -63,13 +63,13 @@ def _missing_kernel(err) -> bool:
 
 
 def _caches_off() -> None:
-    """Stop loading executables from the persistent compilation cache and `theory.aot`, and drop
+    """Stop loading executables from the persistent compilation cache and `compilecache.aot`, and drop
     the ones this process holds (the figure's finished sweep points stay in its results)."""
     import warnings
 
     import jax
 
-    from theory import aot
+    from compilecache import aot
 
     warnings.warn("an executable loaded from the compilation cache lacks a kernel (an XLA:CPU "
                   "cache problem); drawing the figure again with the caches off.", RuntimeWarning)

@@ -1,6 +1,6 @@
 """Command line: `trak-sim predict|simulate|sweep|compare|figures ...` (see `trak-sim --help`).
 
-Every subcommand uses the persistent JAX compilation cache (`theory.jaxcache`): a second call
+Every subcommand uses the persistent JAX compilation cache (`compilecache.jaxcache`): a second call
 loads its compiled programs instead of compiling them again. Heavy modules (the simulation
 engine, scipy, matplotlib, tqdm) are imported only by the subcommands that need them.
 
@@ -18,7 +18,7 @@ import math
 import sys
 
 from theory.errors import EstimatorDoesNotExistError, InvalidParameterError, NotConvergedError
-from theory.jaxcache import enable_compilation_cache
+from compilecache.jaxcache import enable_compilation_cache
 
 EXIT_INVALID, EXIT_NOT_CONVERGED, EXIT_INTERRUPTED = 2, 3, 130
 
@@ -288,60 +288,6 @@ def _run_compare(args) -> int:
     return 0 if all(c.ok for c in comps) else 1
 
 
-# ------------------------------------------------------------------------------------ figures
-def _add_figures(sub) -> None:
-    p = sub.add_parser(
-        "figures", help="regenerate the figures (theory curves + cached simulation sweeps)",
-        description="Draw each figure of the figures package (one module per figure, its spec in "
-                    "figures/specs/): its sweep is cached under RESULTS/<preset>/<figure>/ and resumes "
-                    "if interrupted; PNG and PDF files (byte-reproducible) are written to --out.")
-    p.add_argument("--preset", default="quick", choices=("quick", "paper"),
-                   help="quick: small p, minutes on a laptop CPU; paper: large p, for a GPU (default: %(default)s)")
-    p.add_argument("--only", nargs="+", default=None, metavar="NAME", help="figure names (default: all)")
-    p.add_argument("--out", default=None, metavar="DIR",
-                   help="folder of the PNG/PDF files (default: figures/ of a source checkout, else ./figures; "
-                        "or $TRAK_SIM_FIGURES_DIR)")
-    p.add_argument("--results", default=None, metavar="DIR",
-                   help="folder of the cached sweeps (default: results/ of a source checkout, else ./results; "
-                        "or $TRAK_SIM_RESULTS_DIR)")
-    p.add_argument("--jobs", type=int, default=1, metavar="N",
-                   help="draw the figures in N worker processes, the longest first (from scratch most of "
-                        "the time is compilation, one core per program: use the number of cores; "
-                        "progress bars only with 1) (default: %(default)s)")
-    p.add_argument("--list", action="store_true", help="list the figures and exit")
-    p.add_argument("--json", action="store_true",
-                   help="print a JSON summary on stdout (figures written, their paths, timings)")
-    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
-    p.set_defaults(run=_run_figures)
-
-
-def _run_figures(args) -> int:
-    import time
-
-    import figures
-
-    names = figures.names()
-    if args.list:
-        print(json.dumps(names, indent=2) if args.json else "\n".join(names))
-        return 0
-    chosen = args.only or names
-    unknown = [n for n in chosen if n not in names]
-    if unknown:
-        raise InvalidParameterError(f"unknown figure {unknown[0]!r}; available: {', '.join(names)}.")
-    if args.jobs < 1:
-        raise InvalidParameterError(f"--jobs must be a positive integer, got {args.jobs}.")
-    done, start = [], time.perf_counter()
-    for name, paths, seconds in figures.make_many(chosen, args.preset, out=args.out, results=args.results,
-                                                  jobs=args.jobs, progress=not (args.no_progress or args.json)):
-        done.append({"name": name, "paths": paths, "wall_time_s": seconds})
-        if not args.json:
-            print(f"{name}: {', '.join(paths)} ({seconds:.0f} s)", flush=True)
-    if args.json:
-        print(json.dumps({"preset": args.preset, "figures": done,
-                          "wall_time_s": time.perf_counter() - start}, indent=2))
-    return 0
-
-
 # --------------------------------------------------------------------------------------- plan
 def _add_plan(sub) -> None:
     from theory.families import FAMILIES
@@ -512,12 +458,21 @@ def build_parser() -> argparse.ArgumentParser:
         prog="trak-sim",
         description="High-dimensional theory and simulation of TRAK data attribution for ridge GLMs.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    for add in SUBCOMMANDS:
+    for add in SUBCOMMANDS + plugin_subcommands():
         add(sub)
     return parser
 
 
-SUBCOMMANDS = [_add_predict, _add_simulate, _add_sweep, _add_compare, _add_figures, _add_plan, _add_network]
+SUBCOMMANDS = [_add_predict, _add_simulate, _add_sweep, _add_compare, _add_plan, _add_network]
+PLUGIN_GROUP = "trak_sim.commands"     # subcommands of packages above sims (the figures), by entry point
+
+
+def plugin_subcommands() -> list:
+    """The `add(sub)` functions registered under the entry-point group PLUGIN_GROUP (pyproject.toml):
+    the figures package adds `trak-sim figures` that way, so that sims imports nothing from it."""
+    from importlib.metadata import entry_points
+
+    return [ep.load() for ep in sorted(entry_points(group=PLUGIN_GROUP), key=lambda ep: ep.name)]
 
 
 def main(argv=None) -> int:

@@ -1,4 +1,4 @@
-"""theory.aot: whole executables kept on disk give the same numbers as jax.jit, and never the
+"""compilecache.aot: whole executables kept on disk give the same numbers as jax.jit, and never the
 wrong program (closures of one factory, changed shapes, broken entries)."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from theory import aot
+from compilecache import aot
 from theory.numerics import enable_float64
 
 enable_float64()

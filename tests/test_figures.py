@@ -110,10 +110,10 @@ def test_figures_drawn_in_parallel_equal_sequential(tmp_path):
 def test_a_figure_is_drawn_again_with_caches_off_when_a_cached_executable_lacks_a_kernel(tmp_path, monkeypatch):
     """XLA:CPU once ran an executable loaded from the shared cache without one of its kernels
     ("Function wrapped_broadcast not found", 3 workers, one cache): the figure is drawn again
-    with the persistent cache and theory.aot off. Other runtime errors propagate."""
+    with the persistent cache and compilecache.aot off. Other runtime errors propagate."""
     import jax
 
-    from theory import aot
+    from compilecache import aot
 
     module = figures.load("fig_scatter")
     calls = []

@@ -1,4 +1,4 @@
-"""The persistent compilation cache (`theory.jaxcache`): $TRAK_SIM_JAX_CACHE moves it or turns
+"""The persistent compilation cache (`compilecache.jaxcache`): $TRAK_SIM_JAX_CACHE moves it or turns
 it off, the command line uses it, and a JAX version gets its own folder. Each check runs in a
 fresh process (the cache is process-wide JAX configuration), without the test session's
 JAX_COMPILATION_CACHE_DIR, which would take precedence."""
@@ -12,7 +12,7 @@ import jaxlib
 
 SNIPPET = """
 import jax
-from theory.jaxcache import cache_dir, enable_compilation_cache
+from compilecache.jaxcache import cache_dir, enable_compilation_cache
 folder = enable_compilation_cache()
 print(folder, cache_dir(), sep="\\n")
 print(float(jax.jit(lambda x: x * 3.0 + 1.0)(2.0)))

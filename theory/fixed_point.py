@@ -26,7 +26,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .aot import cached_jit
+from compilecache import cached_jit
 from .errors import EstimatorDoesNotExistError, NotConvergedError
 from .families import get_family
 from .glm_law import DEFAULT_NODES, atoms, quadrature

@@ -45,7 +45,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .aot import cached_jit
+from compilecache import cached_jit
 from .errors import NotConvergedError
 from .families import get_family
 from .fixed_point import FixedPoint, solve_fixed_point

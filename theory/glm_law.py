@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .aot import cached_jit
+from compilecache import cached_jit
 from .families import get_family
 
 DEFAULT_NODES = 40

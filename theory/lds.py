@@ -57,7 +57,7 @@ import jax.numpy as jnp
 import numpy as np
 from scipy.optimize import brentq
 
-from .aot import cached_jit
+from compilecache import cached_jit
 from .errors import EstimatorDoesNotExistError, NotConvergedError
 from .families import get_family
 from .fixed_point import solve_fixed_point

@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .aot import cached_jit
+from compilecache import cached_jit
 from .covariance import alignment as alignment_weights
 from .estimators import REGISTRY, Law, estimators_for
 from .covariance import spectrum as covariance_spectrum

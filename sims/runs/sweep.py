@@ -52,7 +52,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 from theory.errors import InvalidParameterError
-from theory.jaxcache import enable_compilation_cache
+from compilecache.jaxcache import enable_compilation_cache
 from theory.numerics import enable_float64
 
 from ..engine.params import SWEEP_KEYS

@@ -32,7 +32,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..aot import cached_jit
+from compilecache import cached_jit
 from ..errors import InvalidParameterError
 
 _PROX_MAX_ITERS = 100

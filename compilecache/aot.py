@@ -1,6 +1,6 @@
 """Compiled programs kept on disk whole, so that a fresh process skips tracing and lowering.
 
-The persistent compilation cache (`theory.jaxcache`) saves XLA's compilation, but a fresh process
+The persistent compilation cache (`compilecache.jaxcache`) saves XLA's compilation, but a fresh process
 still traces each Python function and lowers it to StableHLO before it can look the program up:
 about 1 s of a `trak-sim predict` call. `cached_jit(fn, static_argnames)` is `jax.jit` that also
 keeps the compiled executable itself (`jax.experimental.serialize_executable`) in a file keyed by
@@ -15,7 +15,7 @@ is the program `jax.jit` would build, so results are bit-identical; any problem 
 (unreadable, stale, a call it rejects) falls back to `jax.jit`. Called with tracers (inside
 another jit or vmap), the function is plain `jax.jit`.
 
-It is on exactly when `theory.jaxcache.enable_compilation_cache()` turned the persistent cache on
+It is on exactly when `compilecache.jaxcache.enable_compilation_cache()` turned the persistent cache on
 (the entry points do; the API leaves JAX as it is), in the folder `<cache>/aot`, and off with
 TRAK_SIM_JAX_CACHE=0. Entries are written to a temporary file and renamed into place, so
 concurrent processes never read a partial entry; the folder is held under MAX_SIZE bytes by

@@ -21,11 +21,11 @@ the cache stays off rather than risk that. Programs are cached however short the
 (`jax_persistent_cache_min_compile_time_secs` = 0): ours are many and small.
 
 With the cache on, the theory's fixed-shape programs also keep their whole executables in
-`<folder>/aot` (`<JAX's folder>/trak-sim-aot` when JAX's own is configured; `theory.aot`), which skips tracing and lowering in a fresh process as well.
+`<folder>/aot` (`<JAX's folder>/trak-sim-aot` when JAX's own is configured; `compilecache.aot`), which skips tracing and lowering in a fresh process as well.
 
 Entry points call `enable_compilation_cache()`: the command line, `run_sweep` (and its Ray
 workers) and `figures.make`. The Python API leaves JAX as it is unless asked:
-`theory.jaxcache.enable_compilation_cache()`.
+`compilecache.jaxcache.enable_compilation_cache()`.
 """
 
 from __future__ import annotations
@@ -81,5 +81,5 @@ def enable_compilation_cache(path: str | os.PathLike | None = None) -> Path | No
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     jax.config.update("jax_compilation_cache_max_size", MAX_SIZE)
     jax.config.update("jax_compilation_cache_dir", str(folder))
-    set_folder(folder / "aot")             # whole executables of the theory's programs (theory.aot)
+    set_folder(folder / "aot")             # whole executables of the theory's programs (compilecache.aot)
     return folder
