@@ -10,7 +10,8 @@ import pytest
 
 from sims.cli import main
 from sims.runs.features import feature_spectrum, fit_glm, suite_summary
-from sims.runs.plan import _Theory, plan, simulate_at
+from sims.runs.plan import plan, simulate_at
+from theory.prediction import SketchScan
 from theory import InvalidParameterError, predict_spectrum
 
 
@@ -30,7 +31,8 @@ def test_fast_path_equals_predict_spectrum():
     sm = suite_summary(X, y, "logistic", spec, beta)
     assert abs(np.mean(sm["s"]) - 1) < 1e-12 and abs(np.mean(sm["s"] * sm["theta"]) - 1) < 1e-12
     delta, lam_s = X.shape[0] / X.shape[1], 0.5 / sm["c2"]
-    th = _Theory(sm, "logistic", delta, lam_s)
+    th = SketchScan(sm["s"], sm["theta"], family="logistic", delta=delta, lam=lam_s, gamma=sm["gamma"],
+                    sigma=sm["sigma"])
     for k, M, lt in ((10, 1, 0.0), (25, 4, 0.3)):
         rho, rel = th.rho_relerr(th.traces(k, lt), M)
         ref = predict_spectrum(sm["s"], sm["theta"], family="logistic", delta=delta, kappa=k / 40, lam=lam_s,

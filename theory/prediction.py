@@ -18,6 +18,8 @@ correlations of the limit laws (`spearman`).
 
 from __future__ import annotations
 
+import math
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -418,3 +420,73 @@ def _stack(values, estimators, constants):
     est = {e: {k: np.asarray([r[e][k] for r in estimators]) for k in estimators[0][e]} for e in estimators[0]}
     const = {k: np.asarray([c[k] for c in constants]) for k in constants[0]}
     return {"values": np.asarray(values), "estimators": est, "constants": const}
+
+
+class SketchScan:
+    """TRAK under a general covariance along many (k, lamT, M) at one fixed point (the planner's
+    scan): the fixed point and the law of g once (`predict_spectrum`), then per (k, lamT) the
+    traces (T2')-(T8') of `general.kernel_traces_general` in numpy, and rho_M, the relative error
+    and a batch of Spearman correlations from them. Spectrum s (mean 1) and alignment theta as in
+    `predict_spectrum`; lam in suite units."""
+
+    def __init__(self, s, theta, *, family, delta, lam, gamma, sigma, nodes=None):
+        self.s, self.theta, self.family, self.delta, self.lam = np.asarray(s, float), theta, family, delta, lam
+        self.gamma, self.sigma = gamma, sigma
+        self.p = self.s.size
+        self.rank = int(np.sum(self.s > 0))
+        self.nodes = nodes or DEFAULT_NODES
+        # operating point: k = 1, M = 1, lam_T = 1 (always valid; its TRAK part is not used): IF and
+        # the fixed-point constants
+        self.base = predict_spectrum(self.s, self.theta, family=family, delta=delta, kappa=1.0 / self.p,
+                                     lam=lam, lam_trak=1.0, gamma=self.gamma, sigma=self.sigma, n_proj=1,
+                                     nodes=self.nodes)
+        k = self.base["constants"]
+        if get_family(family).quadratic:
+            x, wx = np.polynomial.hermite_e.hermegauss(self.nodes)
+            g, wt = x * np.sqrt(k["e_g2"]), wx / wx.sum()
+        else:
+            a = k["m"] / self.gamma
+            _, _, g, _, wt = atoms_compiled(quadrature(family, self.gamma, self.sigma, self.nodes), family, k["c"], a, k["r"])
+        g, wt = jnp.asarray(g), jnp.asarray(wt)
+        self._spear = jax.jit(jax.vmap(lambda r: spearman_trak(g, wt, r)))
+        self.law = dict(g=np.asarray(g), wt=np.asarray(wt))
+
+    def valid(self, k, lam_t) -> bool:
+        if lam_t > 0:
+            return True
+        # lam_T = 0: the sketched Gram must be invertible in the limit (k below the rank and n), or
+        # P square (k = p = rank < n: the unprojected kernel)
+        return (k < self.rank and k < self.delta * self.p) or (k == self.p == self.rank and self.delta > 1)
+
+    def traces(self, k, lam_t):
+        """(tau_A2, tau_AB, tau_B2, s2, c_T) at projection size k and ridge lam_t (suite units)."""
+        if not self.valid(k, lam_t):
+            return None
+        c = self.base["constants"]
+        if lam_t == 0 and self.rank < self.p:
+            # zero eigenvalues make the lam_T = 0 equation 0/0 at mu = 0: take the limit lam_T -> 0+
+            lam_t = 1e-10 * self.delta
+        try:
+            with np.errstate(all="ignore"):
+                t = kernel_traces_general(s=self.s, delta=self.delta, lam=self.lam, kappa=k / self.p,
+                                          lam_trak=lam_t, n_proj=1, identity=False, c=c["c"],
+                                          e_w_w=c["e_w_w"], e_w2_w2=c["e_w2_w2"])
+        except (ValueError, ZeroDivisionError, FloatingPointError):
+            return None
+        out = np.array([t["tau_A2"], t["tau_AB"], t["tau_B2"], t["s2"], t["c_T"]])
+        return out if np.all(np.isfinite(out)) and t["tau_B2"] > 0 else None
+
+    @staticmethod
+    def rho_relerr(tr, M):
+        a2, ab, b2, s2, cT = tr
+        bb = b2 / M + (1.0 - 1.0 / M) * s2
+        rho = ab / math.sqrt(a2 * bb)
+        rel = math.sqrt(max(1.0 - 2.0 * ab / ((1.0 + cT) * a2) + bb / ((1.0 + cT) ** 2 * a2), 0.0))
+        return rho, rel
+
+    def spearman(self, rhos):
+        rhos = np.asarray(rhos, dtype=float)
+        if not rhos.size:
+            return rhos
+        size = max(8, 1 << (rhos.size - 1).bit_length())     # few shapes, few compilations
+        return np.asarray(self._spear(np.pad(rhos, (0, size - rhos.size))))[:rhos.size]

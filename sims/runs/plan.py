@@ -12,8 +12,8 @@ theory of `theory.predict_spectrum` along k for each M:
                                Spearman = spearman_trak(g, omega, rho_M),
 
 the fixed point (the law of (g, w) and the constants c, E[w/(1+cw)], E[w^2/(1+cw)^2]) being solved
-once by `predict_spectrum` and the traces (`theory.general.kernel_traces_general`) once per
-(k, lam_T); `tests/test_plan.py` checks the result against `predict_spectrum` itself. IF does not
+once and the traces once per (k, lam_T) by `theory.prediction.SketchScan`; `tests/test_plan.py`
+checks the result against `predict_spectrum` itself. IF does not
 depend on k or M. The corrected variants (trak_w, trak_lev, trak_wlev) are added through
 `predict_spectrum(..., variants=True)` when the theory provides them (reported unavailable otherwise).
 
@@ -30,6 +30,7 @@ import numpy as np
 
 from theory.errors import InvalidParameterError
 from theory.estimators import SKETCHED, estimator_group
+from theory.prediction import SketchScan
 from theory.families import get_family
 
 from .features import check_features, feature_spectrum, fit_glm, suite_summary
@@ -110,81 +111,6 @@ def attach_best_lam_trak(recommendation, best, target: float) -> None:
             ceiling=top["predicted"] if top else None, ceiling_k=top["k"] if top else None)
 
 
-class _Theory:
-    """The fixed point once; TRAK's metrics at any (k, lam_T, M) from the traces."""
-
-    def __init__(self, sm, family, delta, lam_s, nodes=None):
-        import jax
-        import jax.numpy as jnp
-
-        from theory import predict_spectrum
-        from theory.glm_law import DEFAULT_NODES, atoms_compiled, quadrature
-        from theory.spearman import spearman_trak
-
-        self.s, self.theta, self.family, self.delta, self.lam = sm["s"], sm["theta"], family, delta, lam_s
-        self.gamma, self.sigma = sm["gamma"], sm["sigma"]
-        self.p = self.s.size
-        self.rank = int(np.sum(self.s > 0))
-        self.nodes = nodes or DEFAULT_NODES
-        # operating point: k = 1, M = 1, lam_T = 1 (always valid; its TRAK part is not used): IF and
-        # the fixed-point constants
-        self.base = predict_spectrum(self.s, self.theta, family=family, delta=delta, kappa=1.0 / self.p,
-                                     lam=lam_s, lam_trak=1.0, gamma=self.gamma, sigma=self.sigma, n_proj=1,
-                                     nodes=self.nodes)
-        k = self.base["constants"]
-        if get_family(family).quadratic:
-            x, wx = np.polynomial.hermite_e.hermegauss(self.nodes)
-            g, wt = x * np.sqrt(k["e_g2"]), wx / wx.sum()
-        else:
-            a = k["m"] / self.gamma
-            _, _, g, _, wt = atoms_compiled(quadrature(family, self.gamma, self.sigma, self.nodes), family, k["c"], a, k["r"])
-        g, wt = jnp.asarray(g), jnp.asarray(wt)
-        self._spear = jax.jit(jax.vmap(lambda r: spearman_trak(g, wt, r)))
-        self.law = dict(g=np.asarray(g), wt=np.asarray(wt))
-
-    def valid(self, k, lam_t) -> bool:
-        if lam_t > 0:
-            return True
-        # lam_T = 0: the sketched Gram must be invertible in the limit (k below the rank and n), or
-        # P square (k = p = rank < n: the unprojected kernel)
-        return (k < self.rank and k < self.delta * self.p) or (k == self.p == self.rank and self.delta > 1)
-
-    def traces(self, k, lam_t):
-        """(tau_A2, tau_AB, tau_B2, s2, c_T) at projection size k and ridge lam_t (suite units)."""
-        from theory.general import kernel_traces_general
-
-        if not self.valid(k, lam_t):
-            return None
-        c = self.base["constants"]
-        if lam_t == 0 and self.rank < self.p:
-            # zero eigenvalues make the lam_T = 0 equation 0/0 at mu = 0: take the limit lam_T -> 0+
-            lam_t = 1e-10 * self.delta
-        try:
-            with np.errstate(all="ignore"):
-                t = kernel_traces_general(s=self.s, delta=self.delta, lam=self.lam, kappa=k / self.p,
-                                          lam_trak=lam_t, n_proj=1, identity=False, c=c["c"],
-                                          e_w_w=c["e_w_w"], e_w2_w2=c["e_w2_w2"])
-        except (ValueError, ZeroDivisionError, FloatingPointError):
-            return None
-        out = np.array([t["tau_A2"], t["tau_AB"], t["tau_B2"], t["s2"], t["c_T"]])
-        return out if np.all(np.isfinite(out)) and t["tau_B2"] > 0 else None
-
-    @staticmethod
-    def rho_relerr(tr, M):
-        a2, ab, b2, s2, cT = tr
-        bb = b2 / M + (1.0 - 1.0 / M) * s2
-        rho = ab / math.sqrt(a2 * bb)
-        rel = math.sqrt(max(1.0 - 2.0 * ab / ((1.0 + cT) * a2) + bb / ((1.0 + cT) ** 2 * a2), 0.0))
-        return rho, rel
-
-    def spearman(self, rhos):
-        rhos = np.asarray(rhos, dtype=float)
-        if not rhos.size:
-            return rhos
-        size = max(8, 1 << (rhos.size - 1).bit_length())     # few shapes, few compilations
-        return np.asarray(self._spear(np.pad(rhos, (0, size - rhos.size))))[:rhos.size]
-
-
 METHODS = ("conditional", "gaussian", "both")
 
 
@@ -262,7 +188,7 @@ def _plan_gaussian(X, y, *, family, lam, lam_trak, target, metric, n_proj, k_gri
     sm = suite_summary(X, y, family, spec, beta)
     c2, delta = sm["c2"], n / p
     lam_s, lam_t_s = lam / c2, lam_trak / c2
-    th = _Theory(sm, family, delta, lam_s)
+    th = SketchScan(sm["s"], sm["theta"], family=family, delta=delta, lam=lam_s, gamma=sm["gamma"], sigma=sm["sigma"])
     const = th.base["constants"]
     if k_grid is None:
         k_max = p if lam_t_s > 0 else min(p, th.rank - 1, n - 1)
