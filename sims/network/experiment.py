@@ -33,6 +33,7 @@ from theory.errors import InvalidParameterError, TrakSimError
 
 from ..engine.estimators import SKETCHED as TRAK_ESTIMATORS    # every sketched estimator of the registry
 from ..engine.fit import Fit, newton_fit
+from ..runs.features import plug_in_summary
 from ..engine.loo import exact_loo
 from ..engine.metrics import default_top_m, mean_and_se, row_metrics
 from .data import DATASETS, split
@@ -111,13 +112,9 @@ def after_kernel_summary(shapes, theta, X_all, y_all):
     N, p = Phi_all.shape
     c2 = float(np.mean(np.sum(Phi_all**2, axis=1)))
     Xt = Phi_all / math.sqrt(c2)
-    s, V = np.linalg.eigh(Xt.T @ Xt / N * p)
-    s, V = np.clip(s[::-1], 1e-12, None), V[:, ::-1]
-    s = s * p / s.sum()
     fit = newton_fit(jnp.asarray(Xt), jnp.asarray(y_all), PLUG_IN_LAM, family="logistic")
-    b = V.T @ np.asarray(fit.beta)
-    gamma2 = float(np.mean(s * b**2))
-    return c2, s, b**2 / gamma2, math.sqrt(gamma2), int(fit.status)
+    s, align, gamma = plug_in_summary(Xt, fit.beta)
+    return c2, s, align, gamma, int(fit.status)
 
 
 class TrainedNetwork(NamedTuple):

@@ -331,6 +331,22 @@ def fit_glm(X, y, family: str, lam: float, spec: Spectrum, *, tol: float | None 
 
 
 # ----------------------------------------------------------------------------- plug-in signal
+def plug_in_summary(X, beta):
+    """The plug-in signal of in-memory features X (N x p, suite scale: ||x||^2 about 1) and fitted
+    coefficients beta: the spectrum s of p Sigma_hat (Sigma_hat = X^T X / N; eigenvalues clipped at
+    1e-12, then scaled to mean 1), the alignment theta_j = b_j^2 / gamma^2 of b = V^T beta with the
+    eigenvectors V, and gamma^2 = (1/p) sum_j s_j b_j^2 (= beta^T Sigma_hat beta). The real datasets
+    (`sims.runs.real`) and the network's after-kernel (`sims.network`) use it; `suite_summary` is its
+    streamed version for a user's file (randomized spectra, the trace kept exactly)."""
+    N, p = X.shape
+    s, V = np.linalg.eigh(X.T @ X / N * p)
+    s, V = np.clip(s[::-1], 1e-12, None), V[:, ::-1]
+    s = s * p / s.sum()
+    b = V.T @ np.asarray(beta)
+    gamma2 = float(np.mean(s * b**2))
+    return s, b**2 / gamma2, float(np.sqrt(gamma2))
+
+
 def suite_summary(X, y, family: str, spec: Spectrum, beta) -> dict:
     """Spectrum s (mean 1), alignment theta, gamma, sigma and scale c^2 in suite units."""
     n, p = X.shape

@@ -27,6 +27,7 @@ from theory.numerics import enable_float64
 
 from ..engine.data import Data
 from ..engine.fit import check_fit, newton_fit
+from .features import plug_in_summary
 
 DATASETS = {
     "breast_cancer": ("logistic", "malignant vs benign tumours (569 x 30)"),
@@ -79,20 +80,14 @@ def _load(name: str, plug_in_lam: float) -> RealData:
     Z = (Z - Z.mean(axis=0)) / Z.std(axis=0)
     N, p = Z.shape
     X = Z / np.sqrt(p)
-    cov = X.T @ X / N * p                          # p Sigma_hat (unit diagonal: standardized)
-    s, V = np.linalg.eigh(cov)
-    s, V = np.clip(s[::-1], 1e-12, None), V[:, ::-1]
-    s = s * p / s.sum()
     fit = check_fit(newton_fit(jax.device_put(X), jax.device_put(y), plug_in_lam,
                                family=family), X, y, plug_in_lam, family)
     beta = np.asarray(fit.beta)
-    b = V.T @ beta                                 # beta_plug in the eigenbasis
-    gamma2 = float(np.mean(s * b**2))              # beta^T Sigma beta with Sigma = V diag(s) V^T / p
-    theta = b**2 / gamma2
+    s, theta, gamma = plug_in_summary(X, beta)
     sigma = float(np.sqrt(np.mean((y - X @ beta) ** 2))) if get_family(family).uses_sigma else 0.0
     for a in (X, y, s, theta):
         a.setflags(write=False)                    # shared by every caller of the cached load
-    return RealData(name, family, X, y, s, theta, float(np.sqrt(gamma2)), sigma)
+    return RealData(name, family, X, y, s, theta, gamma, sigma)
 
 
 def subsample(data: RealData, key, n: int, n_test: int) -> Data:
