@@ -234,7 +234,7 @@ def effective_ridge(s, k: int, lam_trak: float, rank: int, p: int) -> float:
     when k >= rank). f(mu) = mu (1 - df1/k) has f' = 1 - df2/k, negative up to mu0 and rising to 1,
     so the root is unique on (mu0, lamT + tr G/k]. Raises EstimatorDoesNotExistError for lamT = 0
     with k >= rank (the sketched Gram is singular), except k = p = rank (exact, mu = 0)."""
-    from .general import brentq
+    from .solvers import bracket_root
 
     s = np.asarray(s, float)
     if lam_trak == 0.0:
@@ -247,17 +247,11 @@ def effective_ridge(s, k: int, lam_trak: float, rank: int, p: int) -> float:
     mu0 = 0.0
     if k < rank:
         f0 = lambda mu: _df(s, mu)[0] - k  # noqa: E731
-        hi = float(np.max(s)) * rank / max(k, 1) + 1.0
-        while f0(hi) > 0:
-            hi *= 4.0
-        mu0 = brentq(f0, 0.0, hi, xtol=1e-300, rtol=1e-15)
+        mu0 = bracket_root(f0, 0.0, float(np.max(s)) * rank / max(k, 1) + 1.0, sign_at_lo=1, grow=4.0)
     if lam_trak == 0.0:
         return mu0
     f = lambda mu: mu * (1.0 - _df(s, mu)[0] / k) - lam_trak  # noqa: E731
-    hi = lam_trak + float(np.sum(s)) / k
-    while f(hi) < 0:
-        hi *= 2.0
-    return brentq(f, mu0, hi, xtol=1e-300, rtol=1e-15)
+    return bracket_root(f, mu0, lam_trak + float(np.sum(s)) / k, sign_at_lo=-1)
 
 
 def sum_sketch(basis: Basis, k: int) -> Sketch:

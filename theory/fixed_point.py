@@ -45,14 +45,8 @@ class FixedPoint(NamedTuple):
 
 
 def gaussian_fixed_point(delta, lam, gamma, sigma) -> FixedPoint:
-    """Closed form for l = (y - eta)^2/2 (w = 1): c = b(lam), m = gamma^2 (1 - lam c),
-    r^2 = delta c^2 [(m - gamma^2)^2/gamma^2 + sigma^2] / [(1 + c)^2 - delta c^2]."""
-    c = mp_b(lam, delta)
-    m = gamma**2 * (1.0 - lam * c)
-    bias2 = (lam * c) ** 2 * gamma**2          # (m - gamma^2)^2 / gamma^2
-    r2 = delta * c**2 * (bias2 + sigma**2) / ((1.0 + c) ** 2 - delta * c**2)
-    a2 = jnp.where(gamma > 0, m**2 / jnp.where(gamma > 0, gamma**2, 1.0), 0.0)
-    return FixedPoint(c, m, jnp.sqrt(r2), a2 + r2)
+    """The gaussian family's closed form (`families.gaussian.ClosedForm.fixed_point`) as a FixedPoint."""
+    return FixedPoint(*get_family("gaussian").closed_form.fixed_point(delta, lam, gamma, sigma))
 
 
 def _residual(x, grid, family, delta, lam):
@@ -114,7 +108,7 @@ def solve_fixed_point_path(family: str, deltas, lams, gammas, sigma: float, grid
             if values[k - 1] != values[k - 2]:
                 slopes[k] = (values[k] - values[k - 1]) / (values[k - 1] - values[k - 2])
     solved = [solve_fixed_point(family, deltas[0], lams[0], gammas[0], sigma, nodes=nodes)]
-    if len(values) > 1 and not get_family(family).quadratic:
+    if len(values) > 1 and get_family(family).closed_form is None:
         grid = None if grids is not None else quadrature(family, gammas[0], sigma, nodes)
         sub = None if grids is None else jax.tree.map(lambda a: a[1:], grids)
         xs, res = _newton_path(jnp.asarray(solved[0][1]), grid, sub, jnp.asarray(deltas[1:]),
@@ -208,9 +202,9 @@ def _check_exists(family, delta, lam, gamma):
 
 def _solve_fixed_point(family, delta, lam, gamma, sigma, nodes, x0):
     _check_exists(family, delta, lam, gamma)
-    if get_family(family).quadratic:
-        fp = gaussian_fixed_point(delta, lam, gamma, sigma)
-        fp = FixedPoint(*(float(v) for v in fp))
+    closed = get_family(family).closed_form
+    if closed is not None:
+        fp = FixedPoint(*(float(v) for v in closed.fixed_point(delta, lam, gamma, sigma)))
         return fp, np.array([np.log(fp.c), fp.m / gamma if gamma > 0 else 0.0, np.log(fp.r)])
     grid = quadrature(family, gamma, sigma, nodes)
 

@@ -41,7 +41,6 @@ from __future__ import annotations
 
 from functools import partial
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -50,14 +49,7 @@ from .errors import NotConvergedError
 from .families import get_family
 from .fixed_point import FixedPoint, solve_fixed_point
 from .glm_law import DEFAULT_NODES, atoms, quadrature
-from .solvers import damped_newton_root
-
-
-def brentq(*args, **kwargs):
-    """scipy.optimize.brentq, imported on first use (scipy.optimize costs ~0.2 s of every start-up)."""
-    from scipy.optimize import brentq as _brentq
-
-    return _brentq(*args, **kwargs)
+from .solvers import bracket_root, brentq, damped_newton_root
 
 
 TOL = 1e-12
@@ -95,23 +87,6 @@ def _padded(v):
     return np.concatenate([v, np.zeros(size - v.size)])
 
 
-def _gaussian_fixed_point(s, theta, delta, lam, gamma, sigma):
-    """Closed form for w = 1 (one scalar root for c)."""
-    f = lambda c: c - np.mean(s / (lam + delta * s / (1.0 + c)))  # noqa: E731
-    hi = 1.0
-    while f(hi) < 0:
-        hi *= 2.0
-    c = brentq(f, 0.0, hi, xtol=1e-300, rtol=1e-15)
-    a_w, mhat = 1.0 / (1.0 + c), delta / (1.0 + c)
-    alpha = 1.0 / (lam + delta * a_w * s)
-    m = mhat * gamma**2 * np.mean(theta * s * s * alpha)
-    K1 = mhat**2 * gamma**2 * np.mean(theta * s**3 * alpha**2)
-    kk = delta * np.mean(s * s * alpha**2) / (1.0 + c) ** 2
-    q = (K1 + kk * (gamma**2 + sigma**2 - 2.0 * m)) / (1.0 - kk)
-    r = np.sqrt(max(q - (m * m / gamma**2 if gamma > 0 else 0.0), 0.0))
-    return FixedPoint(float(c), float(m), float(r), float(q)), (q - 2 * m + gamma**2 + sigma**2) / (1.0 + c) ** 2
-
-
 def solve_fixed_point_general(family, s, theta, delta, lam, gamma, sigma, nodes=DEFAULT_NODES):
     """(G1)-(G3): returns (FixedPoint, x = (log c, m/gamma, log r), E[g^2] for gaussian else None).
 
@@ -119,8 +94,10 @@ def solve_fixed_point_general(family, s, theta, delta, lam, gamma, sigma, nodes=
     s_t = 1 + t(s - 1) (theta likewise, renormalized) from t = 0 to 1.
     """
     s, theta = np.asarray(s, float), np.asarray(theta, float)
-    if get_family(family).quadratic:
-        fp, e_g2 = _gaussian_fixed_point(s, theta, delta, lam, gamma, sigma)
+    closed = get_family(family).closed_form
+    if closed is not None:
+        fp, e_g2 = closed.fixed_point_general(s, theta, delta, lam, gamma, sigma)
+        fp = FixedPoint(*fp)
         return fp, np.array([np.log(fp.c), fp.m / gamma if gamma > 0 else 0.0, np.log(max(fp.r, 1e-300))]), e_g2
     grid = quadrature(family, gamma, sigma, nodes)
     _, x_iso = solve_fixed_point(family, delta, lam, gamma, sigma, nodes=nodes)
@@ -172,19 +149,13 @@ def effective_ridge_general(s, delta, kappa, lam_trak, identity: bool) -> float:
         target = kappa / (delta - kappa)
         pos = s[s > 0]                       # s = 0 contributes 0 for every mu > 0 (and as mu -> 0)
         f = lambda mu: np.sum(pos / (mu + (delta - kappa) * pos)) / s.size - target  # noqa: E731
-        hi = 1.0
-        while f(hi) > 0:
-            hi *= 4.0
-        return brentq(f, 0.0, hi, xtol=1e-300, rtol=1e-15)
+        return bracket_root(f, 0.0, 1.0, sign_at_lo=1, grow=4.0)
 
     def F(mu):
         c = _c_T(s, delta, mu)
         return mu * (1.0 - (delta / kappa) * c / (1.0 + c)) - lam_trak
 
-    hi = lam_trak + (1.0 + delta / kappa) * (1.0 + lam_trak)
-    while F(hi) < 0:
-        hi *= 2.0
-    return brentq(F, lam_trak, hi, xtol=1e-300, rtol=1e-15)
+    return bracket_root(F, lam_trak, lam_trak + (1.0 + delta / kappa) * (1.0 + lam_trak), sign_at_lo=-1)
 
 
 def _sketch_traces(s, delta, r, e_rr, mu, kappa, n_proj, identity: bool):
@@ -207,7 +178,6 @@ def _sketch_traces(s, delta, r, e_rr, mu, kappa, n_proj, identity: bool):
 def kernel_traces_general(*, s, delta, lam, kappa, lam_trak, n_proj, identity, c, e_w_w, e_w2_w2) -> dict:
     """(T2')-(T8') and the effective dimensions, with the keys of `traces.kernel_traces`."""
     s = np.asarray(s, float)
-    p = s.size
     a_w = e_w_w
     alpha = 1.0 / (lam + delta * a_w * s)
     S_AA = np.mean(s * s * alpha * alpha)
@@ -269,10 +239,7 @@ def weighted_effective_ridge_general(s, delta, kappa, lam_trak, w, wt, identity:
         lo = 1e-12
         while F(lo) > 0:
             lo /= 100.0
-    hi = lam_trak + (1.0 + delta / kappa) * (1.0 + lam_trak) * (1.0 + np.max(s))
-    while F(hi) < 0:
-        hi *= 2.0
-    return brentq(F, lo, hi, xtol=1e-300, rtol=1e-15)
+    return bracket_root(F, lo, lam_trak + (1.0 + delta / kappa) * (1.0 + lam_trak) * (1.0 + np.max(s)), sign_at_lo=-1)
 
 
 def weighted_kernel_traces_general(*, s, delta, lam, kappa, lam_trak, n_proj, identity, c, tau_A2, w, wt) -> dict:
@@ -293,7 +260,6 @@ def weighted_kernel_traces_general(*, s, delta, lam, kappa, lam_trak, n_proj, id
 
 
 def _weighted_kernel_traces_general(s, delta, lam, kappa, lam_trak, n_proj, identity, c, tau_A2, w, wt):
-    p = s.size
     a_lam = float(np.sum(wt * w / (1.0 + c * w)))
     alpha = 1.0 / (lam + delta * a_lam * s)
     mu = weighted_effective_ridge_general(s, delta, kappa, lam_trak, w, wt, identity)

@@ -83,9 +83,9 @@ def _bucket(n: int) -> int:
 
 def quadrature(family: str, gamma: float, sigma: float, nodes: int = DEFAULT_NODES):
     """The grid argument of the compiled theory functions: `law_grid` (sigma plays no role for the
-    families without a noise level), None for a quadratic family (closed form, `gaussian_atoms`)."""
+    families without a noise level), None for a family with closed forms (`Family.closed_form`)."""
     fam = get_family(family)
-    if fam.quadratic:
+    if fam.closed_form is not None:
         return None
     return law_grid(fam.name, float(gamma), float(sigma) if fam.uses_sigma else 0.0, int(nodes))
 
@@ -104,13 +104,3 @@ def atoms_compiled(grid: LawGrid, family: str, c, a, r):
     """`atoms` as one compiled program, for callers outside jit (op by op, the prox's while loop
     costs ~0.25 s a call)."""
     return atoms(grid, family, c, a, r)
-
-
-def gaussian_atoms(r, delta, c, nodes: int = DEFAULT_NODES):
-    """(g, w, weight) for the gaussian family: g = (z - y)/(1 + c) ~ N(0, r^2/(delta c^2)), w = 1.
-
-    (F3) gives E[g^2] = r^2/(delta c^2); g is exactly Gaussian because z - y is.
-    """
-    x, wx = _hermite(nodes)
-    g = jnp.asarray(x) * r / (jnp.sqrt(delta) * c)
-    return g, jnp.ones_like(g), jnp.asarray(wx)

@@ -52,12 +52,11 @@ from __future__ import annotations
 
 from functools import lru_cache, partial
 
-import jax
 import jax.numpy as jnp
 import numpy as np
-from scipy.optimize import brentq
 
 from compilecache import cached_jit
+from .solvers import brentq
 from .errors import EstimatorDoesNotExistError, NotConvergedError
 from .families import get_family
 from .fixed_point import solve_fixed_point

@@ -33,7 +33,7 @@ from .families import get_family
 from .fixed_point import solve_fixed_point, solve_fixed_point_path
 from .general import kernel_traces_general, solve_fixed_point_general, weighted_kernel_traces_general
 from .numerics import enable_float64
-from .glm_law import DEFAULT_NODES, _hermite, atoms, atoms_compiled, gaussian_atoms, quadrature
+from .glm_law import DEFAULT_NODES, atoms, atoms_compiled, quadrature
 from .lds import lds_predictions
 from .params import check_bool, check_int, check_real, validate_model
 from .spearman import spearman_if, spearman_pair, spearman_trak
@@ -101,8 +101,9 @@ def _assemble(x, grid, delta, lam, kappa, lam_trak, n_proj, *, family, nodes, id
     """Constants and metrics from the fixed-point unknowns x = (log c, a, log r) (isotropic design);
     `grid` is the quadrature of the limit law (`glm_law.quadrature`; None for gaussian)."""
     c, a, r = jnp.exp(x[0]), x[1], jnp.exp(x[2])
-    if get_family(family).quadratic:
-        g, w, wt = gaussian_atoms(r, delta, c, nodes)
+    closed = get_family(family).closed_form
+    if closed is not None:
+        g, w, wt = closed.atoms(r, delta, c, nodes)
     else:
         _, _, g, w, wt = atoms(grid, family, c, a, r)
     t, mom = _law_moments(g, w, wt, c)
@@ -260,10 +261,9 @@ def _spectrum_predictions(s, th, models, *, nodes, variants):
             raise InvalidParameterError("lam_trak = 0 without projection needs delta > 1.")
     fp, x, e_g2 = solve_fixed_point_general(mp.family, s, th, mp.delta, mp.lam, mp.gamma, mp.sigma, nodes)
     c = jnp.asarray(fp.c)
-    if get_family(mp.family).quadratic:
-        nodes_, wx = _hermite(nodes)
-        g = jnp.asarray(nodes_ * np.sqrt(e_g2))
-        w, wt = jnp.ones_like(g), jnp.asarray(wx)
+    closed = get_family(mp.family).closed_form
+    if closed is not None:
+        g, w, wt = closed.atoms_of_variance(e_g2, nodes)
     else:
         _, _, g, w, wt = atoms_compiled(quadrature(mp.family, mp.gamma, mp.sigma, nodes), mp.family, fp.c, x[1], fp.r)
     t, mom = _law_moments(g, w, wt, c)
@@ -441,9 +441,9 @@ class SketchScan:
                                      lam=lam, lam_trak=1.0, gamma=self.gamma, sigma=self.sigma, n_proj=1,
                                      nodes=self.nodes)
         k = self.base["constants"]
-        if get_family(family).quadratic:
-            x, wx = np.polynomial.hermite_e.hermegauss(self.nodes)
-            g, wt = x * np.sqrt(k["e_g2"]), wx / wx.sum()
+        closed = get_family(family).closed_form
+        if closed is not None:
+            g, _, wt = closed.atoms_of_variance(k["e_g2"], self.nodes)
         else:
             a = k["m"] / self.gamma
             _, _, g, _, wt = atoms_compiled(quadrature(family, self.gamma, self.sigma, self.nodes), family, k["c"], a, k["r"])

@@ -7,6 +7,7 @@ reports a `Status`; the host turns a status other than CONVERGED into a named er
 
     damped_newton_root(F, x0)    Newton on a residual F(x) = 0, step capped, backtracking on max|F|
     bisect(go_left, lo, hi, n)   n halvings of a bracket, go_left(mid) says the root is below mid
+    bracket_root(f, lo, hi)      a scalar root on the host: grow the bracket, then Brent's method
 """
 
 from __future__ import annotations
@@ -103,3 +104,31 @@ def bisect(go_left, lo, hi, iters: int):
         return jnp.where(left, lo, mid), jnp.where(left, mid, hi)
 
     return jax.lax.fori_loop(0, iters, body, (lo, hi))
+
+
+def brentq(*args, **kwargs):
+    """scipy.optimize.brentq, imported on first use (scipy.optimize costs ~0.2 s of every start-up)."""
+    from scipy.optimize import brentq as _brentq
+
+    return _brentq(*args, **kwargs)
+
+
+def bracket_root(f, lo: float, hi: float, *, sign_at_lo: int, grow: float = 2.0, xtol: float = 1e-300,
+                 rtol: float = 1e-15, max_grow: int = 2000) -> float:
+    """The root of a scalar function f on the host: hi *= grow while f(hi) has the sign f has at lo
+    (`sign_at_lo`, +1 or -1, known to the caller: f is not evaluated at lo, often a pole), then
+    Brent's method on (lo, hi). Raises NotConvergedError when no sign change is found."""
+    import math
+
+    from .errors import NotConvergedError
+
+    for _ in range(max_grow):
+        v = f(hi)
+        if not (v * sign_at_lo > 0):            # opposite sign, zero or NaN: stop growing
+            break
+        hi *= grow
+    else:
+        raise NotConvergedError(f"no sign change of the scalar equation up to {hi:g}.")
+    if isinstance(v, float) and math.isnan(v):
+        raise NotConvergedError("the scalar equation is not finite at the end of its bracket.")
+    return brentq(f, lo, hi, xtol=xtol, rtol=rtol)

@@ -53,6 +53,7 @@ class Family:
       signal_cap: the largest gamma accepted (None: no cap beyond the global one);
       uses_sigma: sigma (noise level) is a parameter of the response law;
       quadratic: w = 1, so the theory has closed forms (Marchenko–Pastur);
+      closed_form: those closed forms (fixed points, the law's atoms), defined in the family's module;
       separability(gamma): for lam = 0, the n/p below which the data are separable w.h.p.
         (no minimizer), None when only n > p is needed;
       model_problem(gamma, sigma, lam): why a parameter combination has no influence at all, or None.
@@ -72,6 +73,7 @@ class Family:
     signal_cap: float | None = None
     uses_sigma: bool = False
     quadratic: bool = False
+    closed_form: object = None          # the theory's closed forms when it has them (gaussian.ClosedForm)
     separability: Callable | None = None
     model_problem: Callable | None = None
 
