@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import math
 import numbers
-from dataclasses import asdict, dataclass
+import inspect
+from dataclasses import asdict, dataclass, field, make_dataclass
 
 from .errors import InvalidParameterError
 from .covariance import COVARIANCES
@@ -123,30 +124,35 @@ PROJECTIONS = MODEL_PARAMS[MODEL_KEYS.index("projection")].choices
 MODEL_DEFAULTS = {p.name: p.default for p in MODEL_PARAMS}
 
 
-@dataclass(frozen=True)
-class ModelParams:
-    """The proportional-regime parameters (`MODEL_PARAMS`), validated and normalized."""
-
-    family: str
-    delta: float
-    kappa: float
-    lam: float
-    lam_trak: float
-    gamma: float
-    sigma: float
-    n_proj: int
-    projection: str
-    covariance: str = "isotropic"
-    cov_param: float = 0.0
-    alignment: float = 0.0
-
-    def asdict(self) -> dict:
-        return asdict(self)
+def declared_signature(params, extra=()) -> inspect.Signature:
+    """The keyword-only signature of declared parameters (their defaults from the declarations),
+    followed by `extra` (name, default) pairs: what `help()` and editors show for a function that
+    takes the declared parameters as **kwargs."""
+    kinds = [inspect.Parameter(prm.name, inspect.Parameter.KEYWORD_ONLY, default=prm.default, annotation=prm.type)
+             for prm in params]
+    kinds += [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default) for name, default in extra]
+    return inspect.Signature(kinds)
 
 
-def validate_model(*, family="logistic", delta=2.0, kappa=0.5, lam=0.1, lam_trak=0.0, gamma=1.0,
-                   sigma=0.5, n_proj=1, projection="gaussian", covariance="isotropic", cov_param=0.0,
-                   alignment=0.0) -> ModelParams:
+def _asdict(self) -> dict:
+    return asdict(self)
+
+
+ModelParams = make_dataclass(
+    "ModelParams", [(prm.name, prm.type, field(default=prm.default)) for prm in MODEL_PARAMS], frozen=True,
+    namespace={"asdict": _asdict, "__doc__": "The proportional-regime parameters (`MODEL_PARAMS`), validated "
+                                             "and normalized (one field per declaration)."})
+ModelParams.__module__ = __name__
+
+
+def unknown_parameter(given, known) -> None:
+    """One sentence for a keyword that no declaration knows."""
+    unknown = sorted(set(given) - set(known))
+    if unknown:
+        raise InvalidParameterError(f"unknown parameter {unknown[0]!r} (known: {', '.join(known)}).")
+
+
+def validate_model(**model) -> ModelParams:
     """Check and normalize the model parameters; raise `InvalidParameterError` on bad input.
 
     Ranges: 1e-3 <= delta <= 1e6; 1e-6 <= kappa <= 1 (kappa = k/p, k <= p), kappa = 1 when
@@ -161,6 +167,10 @@ def validate_model(*, family="logistic", delta=2.0, kappa=0.5, lam=0.1, lam_trak
     `model_problem` refuses combinations without any influence (gaussian: gamma = sigma = 0, or
     sigma = 0 with lam = 0).
     """
+    unknown_parameter(model, MODEL_KEYS)
+    v = {**MODEL_DEFAULTS, **model}
+    family, delta, kappa, lam, lam_trak, gamma, sigma, n_proj, projection, covariance, cov_param, alignment = (
+        v[k] for k in MODEL_KEYS)
     family_obj = get_family(family)
     fam = family_obj.name
     delta = check_real("delta", delta, lo=0.0, lo_open=True, hi=DELTA_RANGE[1])
@@ -218,3 +228,6 @@ def validate_model(*, family="logistic", delta=2.0, kappa=0.5, lam=0.1, lam_trak
                                     "set covariance to power, spiked or ar1.")
     return ModelParams(fam, delta, kappa, lam, lam_trak, gamma, sigma, n_proj, projection, covariance,
                        cov_param, alignment)
+
+
+validate_model.__signature__ = declared_signature(MODEL_PARAMS)

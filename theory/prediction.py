@@ -35,7 +35,7 @@ from .general import kernel_traces_general, solve_fixed_point_general, weighted_
 from .numerics import enable_float64
 from .glm_law import DEFAULT_NODES, atoms, atoms_compiled, quadrature
 from .lds import lds_predictions
-from .params import check_bool, check_int, check_real, validate_model
+from .params import MODEL_PARAMS, check_bool, check_int, check_real, declared_signature, validate_model
 from .spearman import spearman_if, spearman_pair, spearman_trak
 from .traces import kernel_traces, weighted_kernel_traces
 
@@ -152,16 +152,13 @@ def _check_finite(estimators, where):
         raise NotConvergedError(f"the prediction is not finite for {', '.join(bad)} at {where}.")
 
 
-def predict(*, family="logistic", delta=2.0, kappa=0.5, lam=0.1, lam_trak=0.0, gamma=1.0,
-            sigma=0.5, n_proj=1, projection="gaussian", covariance="isotropic", cov_param=0.0,
-            alignment=0.0, p: int | None = None, variants: bool = False,
-            nodes: int = DEFAULT_NODES, lds_alpha: float | None = None,
-            lds_subsets: int | None = None) -> dict:
+def predict(*, p: int | None = None, variants: bool = False, nodes: int = DEFAULT_NODES,
+            lds_alpha: float | None = None, lds_subsets: int | None = None, **model) -> dict:
     """Predicted agreement of IF, NS (ALO) and TRAK with exact LOO in the proportional limit.
 
-    Parameters follow docs/conventions.md (delta = n/p, kappa = k/p, lam and lam_trak ridges, gamma
-    signal, sigma gaussian noise, n_proj = M projections, projection "gaussian", "rademacher"
-    (same limit, by universality) or "identity"). Returns {"config", "estimators", "constants"}
+    The model's parameters are `theory.params.MODEL_PARAMS` (declared once; docs/conventions.md):
+    delta = n/p, kappa = k/p, lam and lam_trak ridges, gamma signal, sigma gaussian noise, n_proj =
+    M projections, projection "gaussian", "rademacher" (same limit, by universality) or "identity". Returns {"config", "estimators", "constants"}
     with estimators[e][metric] a float for e in ("if", "ns", "trak") and metric in METRICS;
     variants=True adds the corrected TRAK estimators "trak_w" (Hessian-weighted Gram), "trak_lev"
     (leave-one-out rescaling in the projected space) and "trak_wlev" (both). A non-isotropic
@@ -176,9 +173,7 @@ def predict(*, family="logistic", delta=2.0, kappa=0.5, lam=0.1, lam_trak=0.0, g
     Raises InvalidParameterError, EstimatorDoesNotExistError, NotConvergedError.
     """
     enable_float64()
-    mp = validate_model(family=family, delta=delta, kappa=kappa, lam=lam, lam_trak=lam_trak,
-                        gamma=gamma, sigma=sigma, n_proj=n_proj, projection=projection,
-                        covariance=covariance, cov_param=cov_param, alignment=alignment)
+    mp = validate_model(**model)
     variants = check_bool("variants", variants)
     if p is not None:
         p = check_int("p", p, lo=2, hi=1_000_000)
@@ -215,6 +210,10 @@ def predict(*, family="logistic", delta=2.0, kappa=0.5, lam=0.1, lam_trak=0.0, g
         constants.update(lds_const)
         _check_finite(estimators, mp)
     return {"config": mp.asdict(), "estimators": estimators, "constants": constants}
+
+
+predict.__signature__ = declared_signature(MODEL_PARAMS, extra=(
+    ("p", None), ("variants", False), ("nodes", DEFAULT_NODES), ("lds_alpha", None), ("lds_subsets", None)))
 
 
 def predict_spectrum(spectrum, theta=None, *, variants: bool = False, nodes: int = DEFAULT_NODES,

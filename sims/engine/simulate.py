@@ -19,7 +19,8 @@ from theory.covariance import alignment as cov_alignment
 from theory.covariance import spectrum as cov_spectrum
 from theory.errors import InvalidParameterError, NotConvergedError
 from theory.numerics import enable_float64
-from theory.params import ModelParams, check_bool, check_choice, check_int, check_real, validate_model
+from theory.params import (MODEL_PARAMS, ModelParams, check_bool, check_choice, check_int, check_real,
+                           declared_signature, validate_model)
 
 from .data import Data, make_data
 from .params import DESIGNS, SIM_KEYS, SIM_PARAMS, SWEEP_KEYS  # noqa: F401  (re-exported)
@@ -68,16 +69,18 @@ class SimParams:
         return d
 
 
-def validate_sim(*, p=200, n_test=20, reps=2, seed=0, top_m=None, tol=1e-10,
-                 memory_budget=DEFAULT_MEMORY_BUDGET, design="gaussian", variants=False,
-                 lds_subsets=0, lds_alpha=0.5, **model) -> SimParams:
+def validate_sim(*, memory_budget=DEFAULT_MEMORY_BUDGET, lds_alpha=0.5, **params) -> SimParams:
     """Check the simulation settings (see `simulate`); raise `InvalidParameterError` on bad input.
 
     Beyond `validate_model`: 2 <= p <= 200000, n = round(delta p) >= 4, k < n when lam_trak = 0,
     n_proj <= 10^4, memory_budget between 1 MiB and the available memory, and one replicate must
-    fit in the available memory (`replicate_memory`, `available_memory`).
+    fit in the available memory (`replicate_memory`, `available_memory`). The parameters are
+    `theory.params.MODEL_PARAMS` and `sims.engine.params.SIM_PARAMS` (declared once).
     """
-    m = validate_model(**model)
+    sim = {prm.name: params.pop(prm.name, prm.default) for prm in SIM_PARAMS}
+    p, n_test, reps, seed, top_m, tol, design, variants, lds_subsets = (
+        sim[k] for k in ("p", "n_test", "reps", "seed", "top_m", "tol", "design", "variants", "lds_subsets"))
+    m = validate_model(**params)
     p = check_int("p", p, lo=2, hi=200_000)
     n = int(round(m.delta * p))
     if n < 4:
@@ -277,11 +280,7 @@ def aggregate(sp: SimParams, results: list[ReplicateResult]) -> dict:
     return {"config": sp.asdict(), "estimators": estimators, "diagnostics": diagnostics}
 
 
-def simulate(*, family="logistic", p=200, delta=2.0, kappa=0.5, lam=0.1, lam_trak=0.0, gamma=1.0,
-             sigma=0.5, n_proj=1, projection="gaussian", covariance="isotropic", cov_param=0.0,
-             alignment=0.0, n_test=20, reps=2, seed=0, top_m=None, tol=1e-10,
-             memory_budget=DEFAULT_MEMORY_BUDGET, design="gaussian", variants=False,
-             lds_subsets=0, lds_alpha=0.5, progress=False) -> dict:
+def simulate(*, memory_budget=DEFAULT_MEMORY_BUDGET, lds_alpha=0.5, progress=False, **params) -> dict:
     """Simulate exact LOO, IF, NS (ALO) and TRAK on ridge GLMs and score them against LOO.
 
     Sizes: n = round(delta p) training points, k = round(kappa p) projection size, n_test test
@@ -300,11 +299,7 @@ def simulate(*, family="logistic", p=200, delta=2.0, kappa=0.5, lam=0.1, lam_tra
     NotConvergedError (all from `theory.errors`).
     """
     enable_float64()
-    sp = validate_sim(family=family, p=p, delta=delta, kappa=kappa, lam=lam, lam_trak=lam_trak,
-                      gamma=gamma, sigma=sigma, n_proj=n_proj, projection=projection,
-                      covariance=covariance, cov_param=cov_param, alignment=alignment, n_test=n_test,
-                      reps=reps, seed=seed, top_m=top_m, tol=tol, memory_budget=memory_budget,
-                      design=design, variants=variants, lds_subsets=lds_subsets, lds_alpha=lds_alpha)
+    sp = validate_sim(memory_budget=memory_budget, lds_alpha=lds_alpha, **params)
     bar = None
     if progress:
         from tqdm.auto import tqdm
@@ -315,3 +310,8 @@ def simulate(*, family="logistic", p=200, delta=2.0, kappa=0.5, lam=0.1, lam_tra
         if bar is not None:
             bar.close()
     return aggregate(sp, results)
+
+
+_EXTRA = (("memory_budget", DEFAULT_MEMORY_BUDGET), ("lds_alpha", 0.5))
+validate_sim.__signature__ = declared_signature(MODEL_PARAMS + SIM_PARAMS, extra=_EXTRA)
+simulate.__signature__ = declared_signature(MODEL_PARAMS + SIM_PARAMS, extra=_EXTRA + (("progress", False),))
