@@ -131,10 +131,12 @@ def test_trak_equals_direct_numpy_formula(projection, lam_trak):
 def test_bucketed_draws_are_the_draws_in_shape(shape, kind):
     """A draw in a bucketed size (one compiled sampler per bucket) starts with the numbers that
     jax.random draws in the requested shape, bit for bit (sizes below, at and above MIN_BUCKET)."""
-    from sims.engine.data import MIN_BUCKET, bucket, flat_draw, take
+    from sims.engine.data import MIN_BUCKET, flat_draw, take
+    from theory.shapes import bucket
 
     size = shape[0] * shape[1]
-    assert bucket(size) >= max(size, MIN_BUCKET) and bucket(size) <= max(MIN_BUCKET, 1.25 * size)
+    drawn = bucket(size, minimum=MIN_BUCKET)
+    assert drawn >= max(size, MIN_BUCKET) and drawn <= max(MIN_BUCKET, 1.25 * size)
     key = jax.random.PRNGKey(3)
     want = getattr(jax.random, "normal" if kind == "gaussian" else "rademacher")(key, shape, dtype=jnp.float64)
     got = jax.jit(take, static_argnums=1)(flat_draw(key, size, kind), shape)

@@ -49,6 +49,7 @@ from .errors import NotConvergedError
 from .families import get_family
 from .fixed_point import FixedPoint, solve_fixed_point
 from .glm_law import DEFAULT_NODES, atoms, quadrature
+from .shapes import bucket
 from .solvers import bracket_root, brentq, damped_newton_root
 
 
@@ -81,10 +82,9 @@ def _newton(x0, grid, s, theta, p, delta, lam, gamma, *, family):
 
 
 def _padded(v):
-    """v with zeros appended up to a power of 2 (at least 64): spectra of nearby sizes share one
-    compiled `_newton`."""
-    size = max(64, 1 << (v.size - 1).bit_length())
-    return np.concatenate([v, np.zeros(size - v.size)])
+    """v with zeros appended up to a power of 2 (`shapes.bucket`, at least 64): spectra of nearby
+    sizes share one compiled `_newton`."""
+    return np.concatenate([v, np.zeros(bucket(v.size, minimum=64, per_octave=1) - v.size)])
 
 
 def solve_fixed_point_general(family, s, theta, delta, lam, gamma, sigma, nodes=DEFAULT_NODES):

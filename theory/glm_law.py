@@ -21,6 +21,7 @@ import numpy as np
 
 from compilecache import cached_jit
 from .families import get_family
+from .shapes import bucket
 
 DEFAULT_NODES = 40
 _PRUNE = 1e-15
@@ -41,7 +42,8 @@ class LawGrid:
     Flat arrays over the atoms: nu, xi, y and weight (product of the three rules); (nu, y) pairs
     whose weight is below 1e-15 of the largest are dropped. A pytree: compiled functions take it
     as an argument, so they are compiled per array size, not per gamma. The size is rounded up
-    (`_bucket`) with zero-weight copies of the first atom, which add exactly 0 to every sum.
+    (`shapes.bucket`: four sizes per octave, hence few compilations across gamma, one for logistic
+    at gamma < 5 with the default nodes) with zero-weight copies of the first atom, which add exactly 0 to every sum.
     """
 
     nu: np.ndarray
@@ -68,17 +70,9 @@ def _law_grid(fam, gamma, sigma, nodes):
     xi = np.tile(x, nu_k.size)
     weight = np.repeat(w_k, nodes) * np.tile(wx, nu_k.size)
     arrays = [nu, xi, yy, weight / weight.sum()]
-    pad = _bucket(nu.size) - nu.size
+    pad = bucket(nu.size) - nu.size
     arrays = [np.concatenate([a, np.full(pad, a[0] if i < 3 else 0.0)]) for i, a in enumerate(arrays)]
     return LawGrid(*(np.ascontiguousarray(a, dtype=np.float64) for a in arrays))
-
-
-def _bucket(n: int) -> int:
-    """Smallest m 2^e >= n with m in {4, 5, 6, 7} (n itself below 4): four array sizes per octave,
-    hence few compilations across gamma (one for logistic at gamma < 5 with the default nodes),
-    at most 25% padding."""
-    step = 1 << max(int(n).bit_length() - 3, 0)
-    return -(-int(n) // step) * step
 
 
 def quadrature(family: str, gamma: float, sigma: float, nodes: int = DEFAULT_NODES):

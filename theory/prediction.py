@@ -35,6 +35,7 @@ from .general import kernel_traces_general, solve_fixed_point_general, weighted_
 from .numerics import enable_float64
 from .glm_law import DEFAULT_NODES, atoms, atoms_compiled, quadrature
 from .lds import lds_predictions
+from .shapes import bucket
 from .params import MODEL_PARAMS, check_bool, check_int, check_real, declared_signature, validate_model
 from .spearman import spearman_if, spearman_pair, spearman_trak
 from .traces import kernel_traces, weighted_kernel_traces
@@ -307,7 +308,7 @@ def predict_curve(vary: str, values, *, nodes: int = DEFAULT_NODES, variants: bo
     sequence, each warm-started from the previous one (none is needed when only kappa, lam_trak or
     n_proj vary), and the assembly is vmapped over chunks of CURVE_CHUNK points, every parameter
     per point, so that curves share compiled programs (`_assemble_many`; over gamma with the
-    quadrature grids stacked, which needs grids of one size: `glm_law._bucket` rounds the sizes,
+    quadrature grids stacked, which needs grids of one size: `shapes.bucket` rounds the sizes,
     so a curve spanning two sizes falls back to the loop); other parameters fall back to a loop
     of `predict`. estimators[e][metric] and constants[k] are arrays aligned with `values`.
     With a non-isotropic covariance (and p), or a given `spectrum` and `theta` (the curve of
@@ -487,5 +488,5 @@ class SketchScan:
         rhos = np.asarray(rhos, dtype=float)
         if not rhos.size:
             return rhos
-        size = max(8, 1 << (rhos.size - 1).bit_length())     # few shapes, few compilations
+        size = bucket(rhos.size, minimum=8, per_octave=1)     # few shapes, few compilations
         return np.asarray(self._spear(np.pad(rhos, (0, size - rhos.size))))[:rhos.size]

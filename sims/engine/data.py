@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 
 from theory.families import get_family
+from theory.shapes import bucket
 
 from .params import DESIGNS
 from .tiers import tiered_jit
@@ -51,15 +52,6 @@ FLAT_DRAWS = ("gaussian", "rademacher")   # elementwise transforms of the random
 MIN_BUCKET = 1 << 14     # drawing 16384 normals takes ~0.7 ms, compiling another sampler ~0.2 s
 
 
-def bucket(size: int) -> int:
-    """`size` rounded up to m 2^e with m in 4..8 (at most 25% more; about 4 sizes per octave),
-    at least MIN_BUCKET (every small draw shares one sampler)."""
-    if size <= MIN_BUCKET:
-        return MIN_BUCKET
-    e = size.bit_length() - 3
-    return -(-size // (1 << e)) << e
-
-
 @partial(jax.jit, static_argnames=("size", "kind"))
 def _flat_draw(key, *, size: int, kind: str):
     if kind == "gaussian":
@@ -73,11 +65,11 @@ def flat_draw(key, size: int, kind: str) -> jax.Array:
 
     JAX's partitionable threefry (on by default) makes element i of a draw depend on the key and
     i alone, so a draw of a larger size has the smaller one as its prefix. Drawing in bucketed
-    sizes lets one compiled sampler serve every shape of its bucket: the threefry program costs
+    sizes (`theory.shapes.bucket`: four per octave, at least MIN_BUCKET) lets one compiled sampler serve every shape of its bucket: the threefry program costs
     ~0.2–0.3 s to compile, which in a sweep over n, p and k was paid for every shape. Without
     partitionable threefry the draw is of exactly `size`."""
     exact = not jax.config.jax_threefry_partitionable
-    return _flat_draw(key, size=size if exact else bucket(size), kind=kind)
+    return _flat_draw(key, size=size if exact else bucket(size, minimum=MIN_BUCKET), kind=kind)
 
 
 def take(flat, shape) -> jax.Array:
