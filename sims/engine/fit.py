@@ -1,8 +1,10 @@
 """Ridge-regularized GLM fit by damped Newton with a Cholesky solve (jit-compiled).
 
 beta_hat = argmin_beta F(beta),  F(beta) = sum_i l(y_i, x_i^T beta) + (lam/2) ||beta||^2.
-Each step solves H d = grad with H = X^T diag(w) X + lam I (cost n p^2 + p^3/3 flops) and
-backtracks (Armijo) on F. It stops when ||grad F|| <= tol * ||grad F(0)||.
+The damped Newton of `theory.solvers.damped_newton_minimize` (Armijo backtracking on F), each step
+solving H d = grad with H = X^T diag(w) X + lam I by Cholesky (cost n p^2 + p^3/3 flops). It stops
+when ||grad F|| <= tol * ||grad F(0)||. (The planner's fit, `sims.runs.features.fit_glm`, is the
+same Newton with conjugate gradients on streamed products.)
 
 Failure is a status code computed inside jit and turned into a named error by `check_fit`:
 non-finite iterates (overflow), a singular Hessian, a line search that cannot decrease F, or the
@@ -20,7 +22,7 @@ import numpy as np
 
 from theory.errors import EstimatorDoesNotExistError, NotConvergedError
 from theory.families import get_family
-from theory.solvers import STATUS_TEXT, Status
+from theory.solvers import STATUS_TEXT, Status, damped_newton_minimize
 
 from .tiers import tiered_jit
 
@@ -75,7 +77,6 @@ def newton_fit(X, y, lam, *, family: str, tol=1e-10, max_iter: int = 100, beta0=
     eye = jnp.eye(p, dtype=X.dtype)
     if grad_scale is None:
         grad_scale = jnp.linalg.norm(X.T @ (v * fam.grad(y, _linear(X, jnp.zeros(p, X.dtype), offset))))
-    gnorm0 = jnp.maximum(grad_scale, 1e-300)
 
     def F(beta):
         return objective(family, X, y, beta, lam, v, offset)
@@ -83,42 +84,15 @@ def newton_fit(X, y, lam, *, family: str, tol=1e-10, max_iter: int = 100, beta0=
     def gradient(beta):
         return X.T @ (v * fam.grad(y, _linear(X, beta, offset))) + lam * beta
 
-    def cond(state):
-        beta, it, status, rel = state
-        return (status == OK) & (rel > tol) & (it < max_iter)
-
-    def body(state):
-        beta, it, _, _ = state
+    def cholesky_direction(beta):
+        """(grad, H^{-1} grad) with H = X^T diag(v w) X + lam I, by Cholesky."""
         eta = _linear(X, beta, offset)
         grad = X.T @ (v * fam.grad(y, eta)) + lam * beta
         H = (X.T * (v * fam.hess(y, eta))) @ X + lam * eye
-        d = jax.scipy.linalg.cho_solve((jnp.linalg.cholesky(H), True), grad)
-        f0, slope = F(beta), grad @ d
+        return grad, jax.scipy.linalg.cho_solve((jnp.linalg.cholesky(H), True), grad)
 
-        def ls_cond(ls):
-            t, f_new = ls
-            armijo = f_new <= f0 - 1e-4 * t * slope
-            tiny = slope <= 1e-13 * (jnp.abs(f0) + 1.0)   # rounding regime: take the full step
-            return ~(armijo | tiny | ~jnp.isfinite(f0)) & (t > 1e-12)
-
-        def ls_body(ls):
-            t, _ = ls
-            t = 0.5 * t
-            return t, jnp.nan_to_num(F(beta - t * d), nan=jnp.inf)
-
-        t, _ = jax.lax.while_loop(ls_cond, ls_body, (1.0, jnp.nan_to_num(F(beta - d), nan=jnp.inf)))
-        beta_new = beta - t * d
-        g_new = gradient(beta_new)
-        rel = jnp.linalg.norm(g_new) / gnorm0
-        status = jnp.where(~jnp.all(jnp.isfinite(d)), SINGULAR,
-                 jnp.where(~jnp.all(jnp.isfinite(beta_new)) | ~jnp.isfinite(rel), NONFINITE,
-                 jnp.where(t <= 1e-12, LINE_SEARCH, OK))).astype(jnp.int32)
-        beta_new = jnp.where(status == OK, beta_new, beta)
-        return beta_new, it + 1, status, rel
-
-    rel0 = jnp.linalg.norm(gradient(beta0)) / gnorm0
-    beta, it, status, rel = jax.lax.while_loop(cond, body, (beta0, 0, jnp.int32(OK), rel0))
-    status = jnp.where((status == OK) & (rel > tol), MAX_ITER, status).astype(jnp.int32)
+    beta, it, rel, status = damped_newton_minimize(F, gradient, cholesky_direction, beta0, tol=tol,
+                                                   max_iter=max_iter, grad_scale=grad_scale)
     eta = _linear(X, beta, offset)
     g, w = fam.grad(y, eta), fam.hess(y, eta)
     return Fit(beta, eta, g, w, X.T @ (v * g) + lam * beta, it, rel, status)

@@ -32,7 +32,7 @@ from theory.numerics import enable_float64
 from theory.errors import InvalidParameterError, TrakSimError
 
 from ..engine.estimators import SKETCHED as TRAK_ESTIMATORS    # every sketched estimator of the registry
-from ..engine.fit import Fit, newton_fit
+from ..engine.fit import Fit, check_fit, newton_fit
 from ..runs.features import plug_in_summary
 from ..engine.loo import exact_loo
 from ..engine.metrics import default_top_m, mean_and_se, row_metrics
@@ -112,9 +112,10 @@ def after_kernel_summary(shapes, theta, X_all, y_all):
     N, p = Phi_all.shape
     c2 = float(np.mean(np.sum(Phi_all**2, axis=1)))
     Xt = Phi_all / math.sqrt(c2)
-    fit = newton_fit(jnp.asarray(Xt), jnp.asarray(y_all), PLUG_IN_LAM, family="logistic")
+    fit = check_fit(newton_fit(jnp.asarray(Xt), jnp.asarray(y_all), PLUG_IN_LAM, family="logistic"), Xt, y_all,
+                    PLUG_IN_LAM, "logistic", what="the plug-in fit of the after-kernel")
     s, align, gamma = plug_in_summary(Xt, fit.beta)
-    return c2, s, align, gamma, int(fit.status)
+    return c2, s, align, gamma
 
 
 class TrainedNetwork(NamedTuple):
@@ -204,11 +205,15 @@ def run_network(dataset: str = "digits", *, hidden: int = 6, n_train: int = 200,
 
     theory_inputs, summary = None, None
     if theory:
-        c2, spec, align, gamma, plug_status = after_kernel_summary(shapes, theta, data.X_all, data.y_all)
-        theory_inputs = {"c2": c2, "gamma_plugin": gamma, "plugin_status": plug_status, "lam_theory": lam / c2,
-                         "effective_rank": float(spec.sum() ** 2 / (spec**2).sum()),
-                         "top_eigenvalues": [float(v) for v in spec[:5]]}
-        summary = (spec, align, gamma, c2)
+        try:
+            c2, spec, align, gamma = after_kernel_summary(shapes, theta, data.X_all, data.y_all)
+        except TrakSimError as e:          # the plug-in fit's named error: no theory for this network
+            theory_inputs = {"error": str(e)}
+        else:
+            theory_inputs = {"c2": c2, "gamma_plugin": gamma, "lam_theory": lam / c2,
+                             "effective_rank": float(spec.sum() ** 2 / (spec**2).sum()),
+                             "top_eigenvalues": [float(v) for v in spec[:5]]}
+            summary = (spec, align, gamma, c2)
 
     conditional = _conditional_models(Phi, g, w, Phi0, truths) if theory else None
     grid = []

@@ -25,8 +25,8 @@ blocks of theta. Points run in fixed batches (vmap) inside one jit-compiled whil
 
 Fallback: for a point whose H_{-i}(theta_hat) is not positive definite (the chord/Newton step
 would head for a saddle), or whose chord iteration does not converge in `chord_iters` steps, F_{-i}
-is minimized by the dense trust-region Newton of `train.minimize_newton` from theta_hat, and the
-Hessian at the result is checked to be positive definite.
+is minimized by the dense trust-region Newton of `train.minimize_newton` (`theory.solvers.trust_region_newton`)
+from theta_hat, and the Hessian at the result is checked to be positive definite (`train.check_minimum`).
 
 Convergence: ||G_i|| <= max(tol s_i, floor) with s_i = |g_i| ||phi_i|| + 1e-4 rms_j(|g_j| ||phi_j||)
 (the size of the removed gradient, as in sims/engine/loo.py) and floor = 16 eps (sum_j |g_j|
@@ -42,10 +42,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from theory.errors import NotConvergedError
+from theory.solvers import Status, conjugate_gradient
 
 from .model import Shapes, layout, make_model, make_objective, output_hessian_core
-from .train import dense_hessian, minimize_newton
+from .train import check_minimum, minimize_newton
 
 ROUNDING_FACTOR = 16.0
 PD_MARGIN = 1e-10
@@ -109,15 +109,8 @@ def _newton_batch(shapes, idx, theta, X, y, X0, lam, A, Phi, g, w, s, floor, tol
     def gradient(delta):
         return jax.vmap(lambda dl, v: grad_F(theta + dl, X, y, lam, v))(delta, weights)
 
-    def hvp(delta, V):
-        return jax.vmap(lambda dl, v, vec: jax.jvp(lambda t: grad_F(t, X, y, lam, v), (theta + dl,), (vec,))[1]
-                        )(delta, weights, V)
-
     def precond(G):   # H_{-i}(theta_hat)^{-1} G per lane
         return G @ A + jnp.einsum("bpr,br->bp", Bm, jnp.einsum("brs,bs->br", Mm, jnp.einsum("bpr,bp->br", Bm, G)))
-
-    def dot(a, b):
-        return jnp.sum(a * b, axis=1)
 
     G0 = gradient(jnp.zeros((idx.size, theta.size), X.dtype))
     delta1 = -precond(G0)                                     # the exact Newton step from theta_hat
@@ -133,32 +126,21 @@ def _newton_batch(shapes, idx, theta, X, y, X0, lam, A, Phi, g, w, s, floor, tol
     bad0 = ~pd
 
     def pcg(delta, G, active):
-        """Preconditioned CG on H(theta_hat + delta) step = -G, to ||residual|| <= 1e-3 ||G||."""
-        r = -G
-        z = precond(r)
-        d = z
-        rz = dot(r, z)
-        step = jnp.zeros_like(G)
-        target = 1e-3 * jnp.linalg.norm(G, axis=1)
+        """Preconditioned CG (`theory.solvers.conjugate_gradient`) on H(theta_hat + delta) step = -G
+        per active lane, to ||residual|| <= 1e-3 ||G|| in at most cg_iters steps; (step, negative
+        curvature met)."""
+        def lane(dl, v, B, M, rhs):
+            def hvp(vec):
+                return jax.jvp(lambda t: grad_F(t, X, y, lam, v), (theta + dl,), (vec,))[1]
 
-        def body(_, st):
-            step, r, d, rz, live, negative = st
-            Hd = hvp(delta, d)
-            curv = dot(d, Hd)
-            negative = negative | (live & (curv <= 0))
-            live = live & (curv > 0)
-            alpha = jnp.where(live, rz / jnp.where(live, curv, 1.0), 0.0)[:, None]
-            step = step + alpha * d
-            r = r - alpha * Hd
-            live = live & (jnp.linalg.norm(r, axis=1) > target)
-            z = precond(r)
-            rz_new = dot(r, z)
-            beta = jnp.where(live, rz_new / jnp.where(rz == 0, 1.0, rz), 0.0)[:, None]
-            return step, r, z + beta * d, jnp.where(live, rz_new, rz), live, negative
+            def precond(r):
+                return r @ A + B @ (M @ (r @ B))
 
-        st = (step, r, d, rz, active, jnp.zeros_like(active))
-        step, _, _, _, _, negative = jax.lax.fori_loop(0, cg_iters, body, st)
-        return step, negative
+            step, _, status = conjugate_gradient(hvp, rhs, precond=precond, atol=1e-3 * jnp.linalg.norm(rhs),
+                                                 max_iter=cg_iters)
+            return step, status == Status.INDEFINITE
+
+        return jax.vmap(lane)(delta, weights, Bm, Mm, jnp.where(active[:, None], -G, 0.0))
 
     def cond(state):
         _, _, done, _, it, _ = state
@@ -234,10 +216,7 @@ def network_loo(shapes: Shapes, theta, X, y, X0, lam: float, A, Phi, g, w, *, to
         target = max(tol * float(s_np[i]), floor_f)
         th, rel, it = minimize_newton(shapes, theta, X, y, lam, weights, tol=tol, max_iter=newton_iters,
                                       target=target, what=f"network LOO of training point {i}")
-        min_eigs[int(i)] = float(jnp.linalg.eigvalsh(dense_hessian(shapes, th, X, y, lam, weights))[0])
-        if not min_eigs[int(i)] > 0:
-            raise NotConvergedError(f"network LOO of training point {i} reached a stationary point that is "
-                                    f"not a minimum (smallest Hessian eigenvalue {min_eigs[int(i)]:.2e}).")
+        min_eigs[int(i)] = check_minimum(shapes, th, X, y, lam, weights, f"network LOO of training point {i}")
         thetas[int(i)] = np.asarray(th)
         values[:, i] = np.asarray(f_batch(theta, X0) - f_batch(th, X0))
         iters[i], resid[i] = it, rel

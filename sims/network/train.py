@@ -2,7 +2,8 @@
 
 Stage 1 (optional warm-up): scipy L-BFGS-B on F from the initialization, `lbfgs_iters` iterations
 at most (cheap steps that get into the basin). Stage 2: Newton with the exact Hessian, globalized
-as a Levenberg–Marquardt trust region: the step solves (H + mu I) s = -grad F by Cholesky (mu
+as a Levenberg–Marquardt trust region (`theory.solvers.trust_region_newton`, also the network LOO's
+fallback and reference refits): the step solves (H + mu I) s = -grad F by Cholesky (mu
 raised until the factorization succeeds, i.e. H + mu I is positive definite), is accepted when the
 actual decrease of F is at least a quarter of the quadratic model's (mu shrinks after good
 steps, grows after bad ones), and the iteration stops when
@@ -24,7 +25,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from theory.errors import NotConvergedError
+from theory.solvers import Status, check_status, trust_region_newton
 
 from .model import Shapes, features, logistic_parts, make_model, make_objective
 
@@ -65,58 +66,33 @@ def grad_scale(shapes, theta, X, y, lam, weights):
     return jnp.sum(weights * jnp.abs(g) * phi_norm) + lam * jnp.linalg.norm(theta)
 
 
-@jax.jit
-def _lm_step(Hm, grad, mu):
-    """s = -(H + mu I)^{-1} grad (NaN when H + mu I is not positive definite) and the model decrease."""
-    L = jnp.linalg.cholesky(Hm + mu * jnp.eye(Hm.shape[0], dtype=Hm.dtype))
-    s = -jax.scipy.linalg.cho_solve((L, True), grad)
-    pred = -(grad @ s + 0.5 * s @ (Hm @ s))
-    return s, pred
-
-
 def minimize_newton(shapes: Shapes, theta0, X, y, lam, weights, *, tol: float, max_iter: int,
                     target: float | None = None, what: str = "network training"):
-    """Trust-region (Levenberg–Marquardt) Newton from theta0 to ||grad F|| <= tol * scale (or to
-    ||grad F|| <= target when given). Returns (theta, rel_grad, iterations), rel_grad being
-    ||grad F|| / scale, or ||grad F|| / target * tol with a target; raises NotConvergedError at the cap."""
-    theta = jnp.asarray(theta0)
-    F, G = value_grad(shapes, theta, X, y, lam, weights)
-
+    """The trust-region Newton of `theory.solvers.trust_region_newton` (the exact dense Hessian) from
+    theta0 to ||grad F|| <= tol * scale (or to ||grad F|| <= target when given). Returns
+    (theta, rel_grad, iterations), rel_grad being ||grad F|| / scale, or ||grad F|| / target * tol with
+    a target; a status other than CONVERGED (the cap, a non-finite gradient) raises NotConvergedError."""
     def relative(theta, G):
         if target is not None:
             return float(jnp.linalg.norm(G)) / target * tol
         return float(jnp.linalg.norm(G) / grad_scale(shapes, theta, X, y, lam, weights))
 
-    rel = relative(theta, G)
-    mu, it = 0.0, 0
-    Hm = None
-    while rel > tol:
-        if it >= max_iter:
-            raise NotConvergedError(
-                f"{what} reached the iteration cap of {max_iter} Newton steps with relative gradient "
-                f"{rel:.2e} > tol {tol:g}; raise max_iter or lam, or loosen tol.")
-        it += 1
-        if Hm is None:
-            Hm = dense_hessian(shapes, theta, X, y, lam, weights)
-        hscale = float(jnp.max(jnp.abs(jnp.diagonal(Hm))))
-        s, pred = _lm_step(Hm, G, mu)
-        while not bool(jnp.all(jnp.isfinite(s))):
-            mu = max(4.0 * mu, 1e-10 * hscale)
-            s, pred = _lm_step(Hm, G, mu)
-        F_new, G_new = value_grad(shapes, theta + s, X, y, lam, weights)
-        pred = float(pred)
-        actual = float(F - F_new)
-        rounding = 1e-13 * (abs(float(F)) + 1.0)
-        good = np.isfinite(actual) and (actual >= 0.25 * pred or
-                                        (pred <= rounding and float(jnp.linalg.norm(G_new)) < float(jnp.linalg.norm(G))))
-        if good:
-            theta, F, G, Hm = theta + s, F_new, G_new, None
-            rel = relative(theta, G)
-            if actual >= 0.75 * pred:
-                mu = mu / 4.0 if mu > 1e-12 * hscale else 0.0
-        else:
-            mu = max(4.0 * mu, 1e-6 * hscale)
+    theta, rel, it, status = trust_region_newton(
+        lambda t: value_grad(shapes, t, X, y, lam, weights), lambda t: dense_hessian(shapes, t, X, y, lam, weights),
+        theta0, relative=relative, tol=tol, max_iter=max_iter)
+    check_status(status, what, f"after {it} of at most {max_iter} Newton steps (relative gradient {rel:.2e}, tol {tol:g})",
+                 "raise max_iter or lam, or loosen tol")
     return theta, rel, it
+
+
+def check_minimum(shapes: Shapes, theta, X, y, lam, weights, what: str) -> float:
+    """The smallest eigenvalue of the exact Hessian of F at theta; a stationary point that is not a
+    strict minimum (smallest eigenvalue <= 0) is Status.INDEFINITE, raised as NotConvergedError."""
+    min_eig = float(jnp.linalg.eigvalsh(dense_hessian(shapes, theta, X, y, lam, weights))[0])
+    check_status(Status.CONVERGED if min_eig > 0 else Status.INDEFINITE, what,
+                 f"(the Hessian at its stationary point, which is not a minimum: smallest eigenvalue {min_eig:.2e})",
+                 "change the seed or raise lam")
+    return min_eig
 
 
 def lbfgs_warmup(shapes: Shapes, theta0, X, y, lam, weights, max_iter: int):
@@ -142,9 +118,5 @@ def train(shapes: Shapes, theta0, X, y, lam: float, *, weights=None, tol: float 
     if lbfgs_iters > 0:
         theta, nit = lbfgs_warmup(shapes, theta, X, y, lam, v, lbfgs_iters)
     theta, rel, it = minimize_newton(shapes, theta, X, y, lam, v, tol=tol, max_iter=max_iter)
-    min_eig = float(jnp.linalg.eigvalsh(dense_hessian(shapes, theta, X, y, lam, v))[0])
-    if not min_eig > 0:
-        raise NotConvergedError(
-            f"network training reached a stationary point that is not a minimum (smallest Hessian "
-            f"eigenvalue {min_eig:.2e}); change the seed or raise lam.")
+    min_eig = check_minimum(shapes, theta, X, y, lam, v, "network training")
     return Trained(np.asarray(theta), rel, it, nit, min_eig)

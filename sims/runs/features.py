@@ -32,13 +32,15 @@ from typing import NamedTuple
 import numpy as np
 
 from theory.covariance import power_tail
-from theory.errors import InvalidParameterError, NotConvergedError
+from theory.errors import InvalidParameterError
+from theory.solvers import Status, check_status, conjugate_gradient, damped_newton_minimize, host_while_loop
 
 EXACT_MAX = 2000            # exact eigendecomposition when min(n, p) <= this
 TOP = 500                   # eigenpairs of the randomized path
 OVERSAMPLE = 12
 POWER_ITERS = 2
 BLOCK_BYTES = 128 * 2**20   # float64 bytes of one row block
+CG_MAX_STEPS = 500          # conjugate-gradient steps per Newton system of `fit_glm`
 
 
 # ---------------------------------------------------------------------------------- loading
@@ -253,81 +255,81 @@ def rmatvec_many(X, U):
 # -------------------------------------------------------------------------------------- fit
 def fit_glm(X, y, family: str, lam: float, spec: Spectrum, *, tol: float | None = None,
             max_iter: int = 60, beta0=None):
-    """Ridge GLM by damped Newton with preconditioned conjugate gradients (user scale).
-
-    Each Newton system (X^T W X + lam I) d = -grad is solved by CG preconditioned with
+    """Ridge GLM on the host (user scale): the damped Newton of `theory.solvers.damped_newton_minimize`
+    with every product with X over row blocks, each Newton system (X^T W X + lam I) d = grad solved
+    inexactly by `theory.solvers.conjugate_gradient` (to ||residual|| <= min(0.1, sqrt(rel)) ||grad||,
+    rel = ||grad|| / ||grad(beta0)||; at most CG_MAX_STEPS) preconditioned with
     V diag(1/(w_bar lambda + lam)) V^T + (I - V V^T)/(w_bar lambda_rest + lam) (w_bar = mean w,
-    lambda_rest the largest eigenvalue not in V; exact for the gaussian family), products with X
-    over row blocks. Stops at ||grad|| <= tol ||grad(0)|| (tol 1e-9, 1e-6 for float32 features).
-    Returns (beta, {"newton_steps", "cg_steps", "rel_grad"}); raises NotConvergedError."""
+    lambda_rest the largest eigenvalue not in V; exact for the gaussian family). Stops at
+    rel <= tol (1e-9, 1e-6 for float32 features); a stop by the line search or the cap at rel <= 1e-4
+    (the rounding floor of float32 products) is accepted. Returns
+    (beta, {"newton_steps", "cg_steps", "rel_grad"}); raises NotConvergedError otherwise."""
     from theory.families import get_family
 
     fam = get_family(family)
     if tol is None:
         tol = 1e-6 if X.dtype == np.float32 else 1e-9
-    n, p = X.shape
+    p = X.shape[1]
     V, lamV = spec.V, spec.eig[:spec.V.shape[1]]
     rest = spec.eig[V.shape[1]] if V.shape[1] < p else 0.0
+    eta_of = _last_values(lambda beta: matvec(X, beta))
 
-    def F(beta, eta):
-        return float(np.sum(np.asarray(fam.loss(y, eta)))) + 0.5 * lam * float(beta @ beta)
+    def F(beta):
+        return float(np.sum(np.asarray(fam.loss(y, eta_of(beta))))) + 0.5 * lam * float(beta @ beta)
 
+    gradient = _last_values(lambda beta: rmatvec(X, np.asarray(fam.grad(y, eta_of(beta)))) + lam * beta)
     beta = np.zeros(p) if beta0 is None else np.array(beta0, dtype=float)
-    eta = matvec(X, beta)
-    g0 = None
-    cg_total, rel = 0, np.inf
-    for it in range(max_iter + 1):
-        g, w = np.asarray(fam.grad(y, eta)), np.asarray(fam.hess(y, eta))
-        grad = rmatvec(X, g) + lam * beta
-        gn = float(np.linalg.norm(grad))
-        g0 = gn if g0 is None else g0
-        rel = gn / g0 if g0 > 0 else 0.0
-        if rel <= tol or it == max_iter:
-            break
-        wb = float(np.mean(w))
-        dV = 1.0 / (wb * lamV + lam)
-        dR = 1.0 / (wb * rest + lam)
+    g0 = float(np.linalg.norm(gradient(beta)))
+    cg_total = [0]
 
-        def Minv(v):
+    def cg_direction(beta):
+        """(grad, d), d from preconditioned CG on (X^T W X + lam I) d = grad (inexact Newton)."""
+        beta = np.asarray(beta)
+        grad, w = gradient(beta), np.asarray(fam.hess(y, eta_of(beta)))
+        gn = float(np.linalg.norm(grad))
+        wb = float(np.mean(w))
+        dV, dR = 1.0 / (wb * lamV + lam), 1.0 / (wb * rest + lam)
+
+        def precond(v):
+            v = np.asarray(v)
             c = V.T @ v
             return V @ (dV * c) + dR * (v - V @ c)
 
-        def Hv(v):
+        def hessian_times(v):
+            v = np.asarray(v)
             return rmatvec(X, w * matvec(X, v)) + lam * v
 
-        # CG on H d = -grad, relative tolerance min(0.1, sqrt(rel)) (inexact Newton)
-        d, r = np.zeros(p), -grad
-        z = Minv(r)
-        q = z.copy()
-        rz = float(r @ z)
-        eps = min(0.1, np.sqrt(rel)) * gn
-        for _ in range(500):
-            Hq = Hv(q)
-            a = rz / float(q @ Hq)
-            d += a * q
-            r -= a * Hq
-            cg_total += 1
-            if np.linalg.norm(r) <= eps:
-                break
-            z = Minv(r)
-            rz_new = float(r @ z)
-            q = z + (rz_new / rz) * q
-            rz = rz_new
-        # Armijo backtracking on the objective
-        f0, slope, t = F(beta, eta), float(grad @ d), 1.0
-        Xd = matvec(X, d)
-        while t > 1e-10:
-            eta_t = eta + t * Xd
-            if F(beta + t * d, eta_t) <= f0 + 1e-4 * t * slope:
-                break
-            t *= 0.5
-        else:
-            break
-        beta, eta = beta + t * d, eta_t
-    if not rel <= max(tol, 1e-4):
-        raise NotConvergedError(f"the {family} ridge fit stopped at relative gradient {rel:.2g} "
-                                f"after {it} Newton steps; increase lam.")
-    return beta, {"newton_steps": it, "cg_steps": cg_total, "rel_grad": rel}
+        d, steps, status = conjugate_gradient(hessian_times, grad, precond=precond,
+                                              atol=min(0.1, np.sqrt(gn / g0)) * gn, max_iter=CG_MAX_STEPS,
+                                              while_loop=host_while_loop)
+        cg_total[0] += int(steps)
+        return grad, (np.full(p, np.nan) if int(status) == Status.INDEFINITE else np.asarray(d))
+
+    beta, it, _, status = damped_newton_minimize(F, gradient, cg_direction, beta, tol=tol, max_iter=max_iter,
+                                                 grad_scale=g0, while_loop=host_while_loop)
+    beta, status = np.asarray(beta), Status(int(status))
+    rel = float(np.linalg.norm(gradient(beta))) / g0 if g0 > 0 else 0.0
+    if not (status in (Status.LINE_SEARCH, Status.MAX_STEPS) and rel <= 1e-4):
+        check_status(status, f"the {family} ridge fit", f"at relative gradient {rel:.2g} after {int(it)} Newton steps",
+                     "increase lam")
+    return beta, {"newton_steps": int(it), "cg_steps": cg_total[0], "rel_grad": rel}
+
+
+def _last_values(f, keep: int = 4):
+    """f memoized on the values of its vector argument, for the last `keep` arguments (the Newton
+    loop asks for X beta and the gradient at the same beta more than once: one pass over X each)."""
+    memo: dict = {}
+
+    def cached(beta):
+        beta = np.asarray(beta, dtype=np.float64)
+        key = beta.tobytes()
+        if key not in memo:
+            if len(memo) >= keep:
+                memo.pop(next(iter(memo)))
+            memo[key] = f(beta)
+        return memo[key]
+
+    return cached
 
 
 # ----------------------------------------------------------------------------- plug-in signal
