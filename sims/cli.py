@@ -318,7 +318,12 @@ def _add_plan(sub) -> None:
     p.add_argument("--k-grid", type=_int, nargs="+", default=None,
                    help="projection sizes k (default: about 40 from 1 to the largest valid k)")
     p.add_argument("--spectrum", default="auto", choices=("auto", "exact", "randomized"),
-                   help="auto: exact when min(n, p) <= 2000, else randomized (default: %(default)s)")
+                   help="eigenbasis of X^T X. conditional method: auto = exact when min(n, p) <= 8000, else "
+                        "randomized: the top --top eigenpairs and a tail model (accurate for k up to 0.6 top, "
+                        "flagged beyond). gaussian method: auto = exact when min(n, p) <= 2000 "
+                        "(default: %(default)s)")
+    p.add_argument("--top", type=_int, default=None,
+                   help="eigenpairs of the randomized spectrum of the conditional method (default: 500)")
     p.add_argument("--seed", type=_int, default=0, help="seed of the randomized spectrum (default: %(default)s)")
     p.add_argument("--method", default="conditional", choices=("conditional", "gaussian", "both"),
                    help="conditional: the theory on your own rows, the projection the only randomness; "
@@ -360,7 +365,7 @@ def _run_plan(args) -> int:
                   metric=args.metric, n_proj=args.n_proj, k_grid=args.k_grid, beta=beta,
                   spectrum=args.spectrum, seed=args.seed, method=args.method, X_test=X_test,
                   holdout=args.holdout, truth=args.truth, variants=True if args.variants else "auto",
-                  check=args.check, check_draws=args.check_draws, progress=not args.json)
+                  check=args.check, check_draws=args.check_draws, progress=not args.json, top=args.top)
     if args.plot:
         plot_plan(result, args.plot)
     print(json.dumps(result, indent=2) if args.json else format_plan(result))

@@ -281,3 +281,36 @@ def test_gradient_similarity_is_trak_at_infinite_ridge_and_matches_real_sketches
         pe.append(np.mean(np.sum(Sc * Lc, 1) / np.linalg.norm(Sc, axis=1) / np.linalg.norm(Lc, axis=1)))
     pe = np.array(pe)
     assert abs(pred["pearson"]["mean"] - pe.mean()) < 3 * pe.std() / np.sqrt(reps) + 0.01
+
+
+def test_cached_products_of_the_tail_model_and_the_sum_kernel_equal_the_direct_ones():
+    """`tail_products` and `pair_perp_products` (computed once per model) give the moments and pair
+    products of the direct n x p products; the sum kernel's law, computed once, gives at every k
+    what a fresh model gives; `ridge_influences_direct` equals `ridge_influences`."""
+    import jax
+
+    X, g, w, X0, L, lam = decaying_problem(n=300, p=60, T=5)
+    model = ConditionalModel(X, g, X0, L, top=20, seed=1)
+    law = model.laws(15, 0.01, ["trak"])["trak"]
+    pairs = C.sample_pairs(X.shape[0], 3000, jax.random.PRNGKey(0))
+    direct = C.sampled_moments(law, model.truth, *C.pair_products(law.basis, law.kern, pairs), pairs)
+    perp = C.pair_perp_products(law.basis, pairs)
+    cached = C.sampled_moments(law, model.truth, *C.pair_products(law.basis, law.kern, pairs, perp), pairs,
+                               C.tail_products(law.basis, law.weights, model.truth))
+    for P in "JI":
+        for key, v in direct[P].items():
+            np.testing.assert_allclose(cached[P][key], v, rtol=1e-11, atol=1e-14)
+    for top in (None, 20):
+        m = ConditionalModel(X, g, X0, L, top=top, seed=1)
+        for k in (5, 12, 30):
+            a, b = m.predict(k, 0.01, [1, 4]), ConditionalModel(X, g, X0, L, top=top, seed=1).predict(k, 0.01, [1, 4])
+            for x, y in zip(a, b):
+                assert x["estimators"]["tracin"] == y["estimators"]["tracin"]
+    IF, NS, h = C.ridge_influences(C.eigenbasis(X, X0), g, w, lam)
+    f = C.ridge_influences_direct(X, X0, g, w, lam, product=True, block_rows=64)
+    np.testing.assert_allclose(f.IF, IF, rtol=1e-9, atol=1e-12 * np.abs(IF).max())
+    np.testing.assert_allclose(f.NS, NS, rtol=1e-9, atol=1e-12 * np.abs(NS).max())
+    np.testing.assert_allclose(f.h, h, rtol=1e-9)
+    A = np.linalg.inv((X.T * w) @ X + lam * np.eye(X.shape[1]))
+    np.testing.assert_allclose(f.XA, X @ A, rtol=1e-8, atol=1e-12 * np.abs(X @ A).max())
+    assert f.effective_dimension(lam) == pytest.approx(C.hessian_effective_dimension(C.eigenbasis(X, X0), w, lam), rel=1e-10)

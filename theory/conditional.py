@@ -200,6 +200,60 @@ def ridge_influences(basis: Basis, g, w, lam: float):
     return IF, IF / (1.0 - w * h), h
 
 
+class RidgeFactor(NamedTuple):
+    """IF, NS (T x n) and leverages h (n,) of the ridge GLM computed in the feature coordinates
+    (`ridge_influences_direct`), with the Cholesky factor C of H = X^T diag(w) X + lam I and, when
+    asked for, X H^{-1} (n x p)."""
+
+    IF: np.ndarray
+    NS: np.ndarray
+    h: np.ndarray
+    C: np.ndarray
+    XA: np.ndarray | None
+
+    def inverse(self) -> np.ndarray:
+        """H^{-1} = C^-T C^-1 (p^3 flops)."""
+        from scipy.linalg import cho_solve
+
+        return cho_solve((self.C, True), np.eye(self.C.shape[0]))
+
+    def effective_dimension(self, lam: float) -> float:
+        """d_eff = tr(H^{-1} X^T diag(w) X) = p - lam tr(H^{-1}), tr(H^{-1}) = ||C^-1||_F^2."""
+        from scipy.linalg import solve_triangular
+
+        Ci = solve_triangular(self.C, np.eye(self.C.shape[0]), lower=True)
+        return float(self.C.shape[0] - lam * np.sum(Ci * Ci))
+
+
+def ridge_influences_direct(X, X0, g, w, lam: float, *, product: bool = False, block_rows: int = 4096) -> RidgeFactor:
+    """IF, NS and the leverages of `ridge_influences` without an eigenbasis, for p <= n features
+    too many for one (the top-eigenpair path): H = sum over row blocks of (B diag(w)^1/2)^T (.)
+    + lam I (n p^2 / 2 flops), its Cholesky factor C (p^3 / 3), then per block Z = C^-1 B^T
+    (n p^2 / 2): h_i = ||Z_i||^2, IF_0i = -g_i (C^-1 x0)^T Z_i, NS = IF / (1 - w_i h_i); with
+    `product`, also X H^{-1} = (C^-T Z)^T (another n p^2 / 2). X may be float32 or a memory map:
+    the blocks are float64 copies."""
+    from scipy.linalg import solve_triangular
+
+    n, p = X.shape
+    g, w = np.asarray(g, dtype=np.float64), np.asarray(w, dtype=np.float64)
+    H = lam * np.eye(p)
+    for i in range(0, n, block_rows):
+        B = np.asarray(X[i:i + block_rows], dtype=np.float64) * np.sqrt(w[i:i + block_rows])[:, None]
+        H += B.T @ B
+    C = np.linalg.cholesky(H)
+    Z0 = solve_triangular(C, np.asarray(X0, dtype=np.float64).T, lower=True)           # p x T
+    IF, h = np.empty((Z0.shape[1], n)), np.empty(n)
+    XA = np.empty((n, p)) if product else None
+    for i in range(0, n, block_rows):
+        B = np.asarray(X[i:i + block_rows], dtype=np.float64)
+        Z = solve_triangular(C, B.T, lower=True)
+        h[i:i + B.shape[0]] = np.sum(Z * Z, axis=0)
+        IF[:, i:i + B.shape[0]] = -(Z0.T @ Z) * g[i:i + B.shape[0]]
+        if product:
+            XA[i:i + B.shape[0]] = solve_triangular(C, Z, lower=True, trans="T").T
+    return RidgeFactor(IF, IF / (1.0 - w * h), h, C, XA)
+
+
 def hessian_effective_dimension(basis: Basis, w, lam: float) -> float:
     """d_eff = tr(H^{-1} X^T diag(w) X) = sum_j s_w,j/(s_w,j + lam): the directions the Hessian keeps."""
     Xt = basis.Xt
@@ -404,12 +458,44 @@ def closed_form_moments(law: ScoreLaw, grams: _Grams, truth: Truth) -> dict:
     return out
 
 
-def sampled_moments(law: ScoreLaw, truth: Truth, Qii, Qd, pairs) -> dict:
+class TailProducts(NamedTuple):
+    """The products with the rows that the tail model needs for fixed weights a, computed once:
+    E = X^T diag(a^2) X~ (p x r), E0 = X^T diag(a^2) X0_perp^T (p x T, x0c = X0_perp X_perp^T the
+    test rows' products off span(U)), EL = X^T (a L^T) (p x T) and e1 = X^T a (p,). Then
+    X^T (a [L, m, b, 1]) = [EL, -(E (R X0~)^T + rho1 E0), E (R^2 X0~)^T + rho2 E0, e1] at every
+    (k, lamT) for p r T flops instead of n p 3T (`sampled_moments`)."""
+
+    E: np.ndarray
+    E0: np.ndarray
+    EL: np.ndarray
+    e1: np.ndarray
+
+
+def tail_products(basis: Basis, weights, truth: Truth) -> TailProducts:
+    a, X = weights, basis.X
+    a2 = a * a
+    return TailProducts(X.T @ (a2[:, None] * basis.Xt), X.T @ (a2[:, None] * basis.x0c.T), X.T @ (a[:, None] * truth.L.T),
+                        X.T @ a)
+
+
+def _rows_products(law: ScoreLaw, V, tp: TailProducts | None) -> np.ndarray:
+    """X^T V for V = a [L, m, b, 1] (n x (3T + 1)): from `TailProducts` when given (fixed weights),
+    else directly (n p (3T + 1) flops)."""
+    if tp is None:
+        return law.basis.X.T @ V
+    u1, u2 = law.basis.X0t * law.kern.r, law.basis.X0t * law.kern.r ** 2
+    return np.concatenate([tp.EL, -(tp.E @ u1.T + law.kern.rho1 * tp.E0), tp.E @ u2.T + law.kern.rho2 * tp.E0,
+                           tp.e1[:, None]], axis=1)
+
+
+def sampled_moments(law: ScoreLaw, truth: Truth, Qii, Qd, pairs, tail_prods: TailProducts | None = None) -> dict:
     """The moments of `closed_form_moments` computed from the n-vectors m, b and the truth (one
     product X~^T (a * [L, m, b]), n r 3T flops), for weights that change with the kernel (the
-    leverage variants), where the r x r Grams would cost n r^2 per (k, lamT). The one double sum,
-    tr((F F^T)^2) = sum_ij a_i^2 a_j^2 Q_ij^2 (in the second-order terms only), is taken over the
-    pairs of `pair_products` (exact with all shifts, otherwise an unbiased estimate)."""
+    leverage variants), where the r x r Grams would cost n r^2 per (k, lamT), and for the tail
+    model (its products with the rows off span(U) from `tail_products` when the weights are fixed).
+    The one double sum, tr((F F^T)^2) = sum_ij a_i^2 a_j^2 Q_ij^2 (in the second-order terms
+    only), is taken over the pairs of `pair_products` (exact with all shifts, otherwise an
+    unbiased estimate)."""
     a, Xt, r = law.weights, law.basis.Xt, law.kern.r
     n, T = Xt.shape[0], truth.L.shape[0]
     m, b, L = law.mean, law.b, truth.L
@@ -417,7 +503,7 @@ def sampled_moments(law: ScoreLaw, truth: Truth, Qii, Qd, pairs) -> dict:
     top = Xt.T @ V
     proj = (top.T * r)                                                                  # F^T (.) in the basis
     if law.basis.tail is not None:     # off span(U): sqrt(rho2) X_perp^T (.), appended (tail model)
-        perp = law.basis.X.T @ V - law.basis.U @ top
+        perp = _rows_products(law, V, tail_prods) - law.basis.U @ top
         proj = np.concatenate([proj, math.sqrt(law.kern.rho2) * perp.T], axis=1)
     FL, Fm, Fb, F1 = proj[:T], proj[T:2 * T], proj[2 * T:3 * T], proj[3 * T]
     aa = a * a
@@ -495,23 +581,33 @@ def sample_pairs(n: int, pairs: int, key) -> Pairs:
 PAIR_BLOCK = 32      # rows per block of `pair_products` (a 32 x (32 + J) product per block)
 
 
-def pair_products(basis: Basis, kern: Sketch, pairs: Pairs) -> tuple[np.ndarray, np.ndarray]:
-    """Q_ij = x_i^T R^2 x_j on the diagonal (n,, original order) and for the pairs (J, n): row q,
-    position i holds Q between rows perm[i] and perm[(i + q + 1) mod n]. Computed by blocks of
+def _banded_pair_products(A, B, pairs: Pairs) -> np.ndarray:
+    """(J, n): row q, position i holds A_perm[i] . B_perm[(i + q + 1) mod n], by blocks of PAIR_BLOCK
     consecutive positions against the window of their partners (one small matrix product per block,
     ~3x faster than row-wise dot products)."""
-    Xt, r = basis.Xt, kern.r
-    n, J = Xt.shape[0], len(pairs.shifts)
-    Qd = np.empty((J, n))
+    n, J = A.shape[0], len(pairs.shifts)
+    out = np.empty((J, n))
     band = np.arange(PAIR_BLOCK)[:, None] + np.arange(J)[None, :]
     for i0 in range(0, n, PAIR_BLOCK):
         b = min(PAIR_BLOCK, n - i0)
-        rows = pairs.perm[i0:i0 + b]
-        window = pairs.perm[np.arange(i0 + 1, i0 + b + J) % n]
-        blk = (Xt[rows] * (r * r)) @ Xt[window].T                      # b x (b + J - 1)
-        if basis.tail is not None:                                     # + rho2 x_i_perp . x_j_perp
-            blk += kern.rho2 * (basis.X[rows] @ basis.X[window].T - Xt[rows] @ Xt[window].T)
-        Qd[:, i0:i0 + b] = np.take_along_axis(blk, band[:b], axis=1).T
+        blk = A[pairs.perm[i0:i0 + b]] @ B[pairs.perm[np.arange(i0 + 1, i0 + b + J) % n]].T     # b x (b + J - 1)
+        out[:, i0:i0 + b] = np.take_along_axis(blk, band[:b], axis=1).T
+    return out
+
+
+def pair_perp_products(basis: Basis, pairs: Pairs) -> np.ndarray:
+    """x_i_perp . x_j_perp (off span(U)) for the pairs, (J, n): the tail model's part of Q, which
+    does not depend on the kernel (computed once per model and pairs; n J p flops)."""
+    return _banded_pair_products(basis.X, basis.X, pairs) - _banded_pair_products(basis.Xt, basis.Xt, pairs)
+
+
+def pair_products(basis: Basis, kern: Sketch, pairs: Pairs, perp=None) -> tuple[np.ndarray, np.ndarray]:
+    """Q_ij = x_i^T R^2 x_j on the diagonal (n,, original order) and for the pairs (J, n): row q,
+    position i holds Q between rows perm[i] and perm[(i + q + 1) mod n]. With a tail model,
+    Q_ij adds rho2 x_i_perp . x_j_perp (`perp`, from `pair_perp_products` when given)."""
+    Qd = _banded_pair_products(basis.Xt * (kern.r * kern.r), basis.Xt, pairs)
+    if basis.tail is not None:
+        Qd += kern.rho2 * (pair_perp_products(basis, pairs) if perp is None else perp)
     return leverage(basis, kern, 2), Qd
 
 
@@ -658,11 +754,18 @@ class ConditionalModel:
 
         rows = np.asarray(rows)
         sub = copy.copy(self)
-        sub.bases = {name: replace(b, X0t=b.X0t[rows], null2=b.null2[rows]) for name, b in self.bases.items()}
+        sub.bases = {name: replace(b, X0t=b.X0t[rows], null2=b.null2[rows],
+                                   x0c=None if b.x0c is None else b.x0c[rows]) for name, b in self.bases.items()}
         sub.truth = prepare_truth(self.truth.L[rows])
-        # the Grams of the rows do not depend on the test rows: share them, recompute the truth's part
-        sub.T, sub._grams = rows.size, {key: g._replace(uL=g.uL[:, rows], uLc=sub_uLc(g, self.truth, rows))
-                                        for key, g in self._grams.items() if isinstance(g, _Grams)}
+        # the products with the rows alone do not depend on the test rows: share them, restrict the rest
+        sub.T, sub._grams = rows.size, {}
+        for key, g in self._grams.items():
+            if isinstance(g, _Grams):
+                sub._grams[key] = g._replace(uL=g.uL[:, rows], uLc=sub_uLc(g, self.truth, rows))
+            elif isinstance(g, TailProducts):
+                sub._grams[key] = g._replace(E0=g.E0[:, rows], EL=g.EL[:, rows])
+            elif key[0] in ("perp", "sum pairs"):
+                sub._grams[key] = g
         return sub
 
     @property
@@ -706,9 +809,34 @@ class ConditionalModel:
             if spec.gram not in kerns:
                 kerns[spec.gram] = sum_sketch(basis, k) if spec.gram == "sum" else sketch(basis, k, lam_trak)
             kern = kerns[spec.gram]
+            if spec.gram == "sum" and spec.leverage is None:
+                # R = I: the law is the same at every (k, lamT) but for c = 1/k (computed once, with means)
+                key = ("sum law", name)
+                if key not in self._grams:
+                    self._grams[key] = score_law(basis, kern, self.g, True)
+                laws[name] = self._grams[key]._replace(c=kern.c, kern=kern)
+                continue
             laws[name] = score_law(basis, kern, self._weights(name, spec, basis, kern),
                                    means or spec.leverage is not None)
         return laws
+
+    def _pair_products(self, name, law, pairs, n_pairs: int, seed: int):
+        """`pair_products` of one law, with what does not depend on (k, lamT) computed once per model
+        and pairs: the tail model's products off span(U), and all of Q for the sum kernel (R = I)."""
+        spec = CONDITIONAL_ESTIMATORS[name]
+        basis_name = self._basis_name(spec)
+        perp = None
+        if law.basis.tail is not None:
+            key = ("perp", basis_name, n_pairs, seed)
+            if key not in self._grams:
+                self._grams[key] = pair_perp_products(law.basis, pairs)
+            perp = self._grams[key]
+        if spec.gram != "sum":
+            return pair_products(law.basis, law.kern, pairs, perp)
+        key = ("sum pairs", basis_name, n_pairs, seed)
+        if key not in self._grams:
+            self._grams[key] = pair_products(law.basis, law.kern, pairs, perp)
+        return self._grams[key]
 
     def predict(self, k, lam_trak=0.0, n_proj=1, *, projection: str = "gaussian", estimators=None,
                 pairs: int = DEFAULT_PAIRS, seed: int = 0, spearman: bool = True) -> dict:
@@ -739,12 +867,13 @@ class ConditionalModel:
         laws = self.laws(k, lam_trak, names, means=spearman or tail)
         import jax
 
+        n_pairs = pairs
         pairs = sample_pairs(self.n, pairs, jax.random.PRNGKey(seed))
         pq_cache = {}
         for name in names:
             kern = laws[name].kern
             if id(kern) not in pq_cache and (spearman or tail or CONDITIONAL_ESTIMATORS[name].leverage):
-                pq_cache[id(kern)] = pair_products(laws[name].basis, kern, pairs)
+                pq_cache[id(kern)] = self._pair_products(name, laws[name], pairs, n_pairs, seed)
         if spearman:
             sp = _spearman([laws[nm] for nm in names], self.truth, Ms, pairs,
                            [pq_cache[id(laws[nm].kern)] for nm in names])
@@ -755,11 +884,22 @@ class ConditionalModel:
         for name, (rows, err) in zip(names, sp):
             spec = CONDITIONAL_ESTIMATORS[name]
             law = laws[name]
-            if spec.leverage is None and law.basis.tail is None:   # weights fixed: r x r Grams once per model
+            sum_key = ("sum moments", name, n_pairs, seed)
+            if spec.gram == "sum" and sum_key in self._grams:   # R = I: the same moments at every k but for c
+                mom = dict(self._grams[sum_key], c=law.c)
+            elif spec.leverage is None and law.basis.tail is None:   # weights fixed: r x r Grams once per model
                 mom = closed_form_moments(law, self._grams_for((self._basis_name(spec), "g"), law.basis, law.weights),
                                           self.truth)
             else:                          # weights move with the kernel, or a tail model: from the n-vectors
-                mom = sampled_moments(law, self.truth, *pq_cache[id(law.kern)], pairs)
+                tp = None
+                if spec.leverage is None:          # fixed weights with a tail model: its products once
+                    key = ("tail", self._basis_name(spec), "g")
+                    if key not in self._grams:
+                        self._grams[key] = tail_products(law.basis, law.weights, self.truth)
+                    tp = self._grams[key]
+                mom = sampled_moments(law, self.truth, *pq_cache[id(law.kern)], pairs, tp)
+            if spec.gram == "sum" and spec.leverage is None:
+                self._grams[sum_key] = mom
             for j, M in enumerate(Ms):
                 cf = closed_form_metrics(mom, self.truth, M)
                 per_M[j][name] = {"pearson": _summary(cf["pearson"]),

@@ -118,7 +118,7 @@ def plan(X, y, *, family: str, lam: float, lam_trak: float = 0.0, target: float 
          metric: str = "spearman", n_proj=DEFAULT_N_PROJ, k_grid=None, beta=None,
          spectrum: str = "auto", seed: int = 0, scan_lam_trak: bool = True, method: str = "conditional",
          X_test=None, holdout=None, truth: str = "auto", variants="auto", check: bool = False,
-         check_draws: int = 8, progress: bool = False) -> dict:
+         check_draws: int = 8, progress: bool = False, top: int | None = None) -> dict:
     """Smallest projection size k per number of projections M for TRAK to reach `target`
     (Pearson or Spearman correlation with exact LOO, predicted by the theory) on features X (n x p,
     any scale, numpy array or memory map) with labels y; lam and lam_trak on the scale of X
@@ -127,7 +127,9 @@ def plan(X, y, *, family: str, lam: float, lam_trak: float = 0.0, target: float 
     method "conditional" (default): the theory conditional on the rows themselves
     (`sims.runs.plan_conditional`): test rows X_test, or a seeded hold-out of `holdout` rows
     (default min(200, n/10)); the truth exact LOO or the Newton step (`truth` auto/loo/ns);
-    `check` adds TRAK with `check_draws` real sketches at the recommended k. "gaussian": the
+    `check` adds TRAK with `check_draws` real sketches at the recommended k; `spectrum` "exact" (the
+    exact eigenbasis; "auto" below min(n, p) = 8000) or "randomized" (the top `top` eigenpairs, default
+    500, and the tail model: accurate for k up to 0.6 top, flagged beyond). "gaussian": the
     Gaussian-design theory at the spectrum and a plug-in truth (every row fits; no test rows).
     "both": the conditional plan with the Gaussian one under key "gaussian".
     Returns a dict with keys method, truth, curve, recommendation, effective_dimension,
@@ -137,10 +139,15 @@ def plan(X, y, *, family: str, lam: float, lam_trak: float = 0.0, target: float 
         raise InvalidParameterError(f"method must be one of {', '.join(METHODS)}, got {method!r}.")
     lam, lam_trak, target, n_proj, k_grid = _check_options(family, lam, lam_trak, target, metric, n_proj,
                                                            k_grid, X.shape[1])
-    if holdout is not None:
-        from theory.params import check_int
+    from theory.params import check_int
 
+    if holdout is not None:
         holdout = check_int("holdout", holdout, lo=2)
+    from .plan_conditional import TOP_RANK
+
+    top = TOP_RANK if top is None else check_int("top", top, lo=1)
+    if spectrum not in ("auto", "exact", "randomized"):
+        raise InvalidParameterError(f"spectrum must be auto, exact or randomized, got {spectrum!r}.")
     if check_draws < 2:
         raise InvalidParameterError(f"check_draws must be >= 2, got {check_draws}.")
     beta = _check_beta(beta, X.shape[1])
@@ -153,7 +160,7 @@ def plan(X, y, *, family: str, lam: float, lam_trak: float = 0.0, target: float 
     from .plan_conditional import plan_conditional
 
     out = plan_conditional(X, y, X_test=X_test, holdout=holdout, truth=truth, variants=variants, check=check,
-                           check_draws=check_draws, progress=progress, **common)
+                           check_draws=check_draws, progress=progress, spectrum=spectrum, top=top, **common)
     if method == "both":
         out["method"] = "both"
         out["gaussian"] = _plan_gaussian(X, y, spectrum=spectrum, **common)
@@ -342,6 +349,8 @@ def format_plan(result: dict) -> str:
                 f"  (truth rule: {i['truth_rule']})"]
         if agree:
             head.append(f"  NS against exact LOO on {agree['points']} training points: Spearman {agree['spearman']:.4f}")
+        if i.get("spectrum_method", "exact") != "exact":
+            head.append(f"  spectrum: {i['spectrum_method']}")
     lines = head + [f"effective dimension d = {e['d_A']:.1f} -> rule k ~ d_eff = {e['k_rule']}",
                     f"target: {m} >= {i['target']:g} (TRAK vs the truth, predicted)",
                     f"{'M':>5s} {'k needed':>9s} {'predicted':>10s} {'at k_rule':>10s} {'ceiling (k)':>18s}"
@@ -365,6 +374,11 @@ def format_plan(result: dict) -> str:
     ifrow = next(r for r in result["curve"] if r["estimator"] == "if")
     how = "exact on your rows" if result["method"] != "gaussian" else "predicted"
     lines.append(f"IF (no projection, {how}): {m} {ifrow[m]:.4f}; corrected variants: {i['variants']}")
+    beyond = [rec["n_proj"] for rec in result["recommendation"] if rec.get("beyond_tail_model")]
+    if beyond:
+        lines.append(f"warning: for M = {', '.join(map(str, beyond))} the recommended k lies beyond the tail model's "
+                     f"accurate range ({i['spectrum_method']}); the prediction there can be off by several "
+                     "hundredths: rerun with a larger --top, --spectrum exact, or verify with --check.")
     if any(rec["k"] is None for rec in result["recommendation"]):
         lines.append(f"the target {i['target']:g} is unreachable for some M at lam_T = {i['lam_trak']:g}: "
                      "the ceiling column is the best predicted value on the k grid.")

@@ -32,27 +32,52 @@ SCAN_ROWS = 50                   # test rows of the best-lam_T scan (its choice;
 VARIANT_MAX = 2000               # the weighted eigenbasis of trak_w/trak_wlev: min(n, p) up to this
 
 
-CONDITIONAL_MAX = 8000           # min(n, p) up to which the exact eigenbasis is affordable (eigh ~1 min)
+CONDITIONAL_MAX = 8000           # min(n, p) up to which spectrum "auto" takes the exact eigenbasis (eigh ~1 min)
+TOP_RANK = 500                   # the randomized path: eigenpairs computed, the rest by the tail model
+TOP_ACCURATE = 0.6               # ... accurate (within 0.002, benchmarks/README.md) for k <= this times top
 
 
-def conditional_memory(n: int, p: int, T: int) -> int:
-    """Bytes the conditional plan holds: the training rows in float64, X U and its squares (n r each,
-    r = min(n, p)), the eigenvectors and two r x r Grams, and the T x n arrays of the law."""
+def conditional_path(n: int, p: int, spectrum: str = "auto") -> str:
+    """"exact" (the exact eigenbasis; spectrum "exact", or "auto" with min(n, p) <= CONDITIONAL_MAX) or
+    "top" (spectrum "randomized", or "auto" above: the top eigenpairs with the tail model of
+    `theory.conditional.top_eigenbasis`, IF and NS by a Cholesky factor of H; needs p <= n)."""
+    if spectrum == "exact" or (spectrum == "auto" and min(n, p) <= CONDITIONAL_MAX):
+        return "exact"
+    if n < p:
+        raise InvalidParameterError(
+            f"the randomized spectrum of --method conditional needs at least as many rows as features (n = {n}, "
+            f"p = {p}): subsample features, use --spectrum exact (n <= {CONDITIONAL_MAX}) or --method gaussian.")
+    return "top"
+
+
+def conditional_memory(n: int, p: int, T: int, path: str = "exact", top: int = TOP_RANK) -> int:
+    """Bytes the conditional plan holds. Exact path: the training rows in float64, X U and its
+    squares (n r each, r = min(n, p)), the eigenvectors and two r x r Grams, and the T x n arrays
+    of the law. Top path: the rows and X H^{-1} in float64 with their copies for the LOO check
+    (4 n p), H and its factor (2 p^2), the randomized range finder (3 p (r + 12)), X U and its
+    squares (2 n r) and the law's T x n and p x T arrays."""
+    if path == "top":
+        r = top
+        return 8 * (4 * n * p + 2 * p * p + 3 * p * (r + 12) + 2 * n * r + 8 * T * n + 4 * p * (r + T))
     r = min(n, p)
     return 8 * (3 * n * p + p * r + 4 * r * r + 8 * T * n)
 
 
-def _check_size(n: int, p: int, T: int) -> None:
-    """One sentence when the exact eigenbasis of the conditional method is out of reach here."""
+def _check_size(n: int, p: int, T: int, path: str, top: int) -> None:
+    """One sentence when the conditional method is out of reach here."""
     from ..engine.simulate import _size, available_memory
 
-    need = conditional_memory(n, p, T)
+    need = conditional_memory(n, p, T, path, top)
     have, where = available_memory()
-    if min(n, p) > CONDITIONAL_MAX or need > 0.8 * have:
+    if path == "exact" and min(n, p) > CONDITIONAL_MAX:
         raise InvalidParameterError(
-            f"--method conditional needs the exact eigenbasis of X^T X (min(n, p) = {min(n, p)}, at most "
-            f"{CONDITIONAL_MAX}; about {_size(need)} of the {where}, {_size(have)}): subsample rows or use "
-            "--method gaussian (randomized spectra) for features this large.")
+            f"the exact eigenbasis of --method conditional is limited to min(n, p) <= {CONDITIONAL_MAX} (here "
+            f"{min(n, p)}; eigh alone would take minutes): use --spectrum randomized (top eigenpairs and a tail "
+            "model) or --method gaussian.")
+    if need > 0.8 * have:
+        raise InvalidParameterError(
+            f"--method conditional needs about {_size(need)} here ({where}: {_size(have)}) for n = {n}, p = {p}: "
+            "subsample rows or use --method gaussian (randomized spectra, streamed) for features this large.")
 
 
 def loo_seconds(n: int, p: int) -> float:
@@ -74,15 +99,17 @@ def holdout_split(n: int, rows: int | None, seed: int):
 
 
 def _spectrum_of(basis, trace: float):
-    """A `features.Spectrum` (descending) from an eigenbasis, for the fit's preconditioner."""
+    """A `features.Spectrum` (descending) from an eigenbasis (with a tail model: its top eigenpairs,
+    then the modelled tail), for the fit's preconditioner."""
     from .features import Spectrum
 
     s = np.zeros(basis.p)
-    s[:basis.s.size] = basis.s[::-1]
-    return Spectrum(s, basis.U[:, ::-1], trace, "exact", basis.rank)
+    values = basis.s if basis.tail is None else np.concatenate([basis.s, basis.tail])
+    s[:values.size] = np.sort(values)[::-1]
+    return Spectrum(s, basis.U[:, ::-1], trace, "exact" if basis.tail is None else "randomized", basis.rank)
 
 
-def _truth(X, y, X0, *, family, lam, beta, g, w, IF, NS, truth, seed, progress):
+def _truth(X, y, X0, *, family, lam, beta, g, w, IF, NS, truth, seed, progress, factor=None):
     """The truth (T x n), its name, the rule that chose it and NS's agreement with exact LOO."""
     import jax
 
@@ -109,13 +136,14 @@ def _truth(X, y, X0, *, family, lam, beta, g, w, IF, NS, truth, seed, progress):
     m = min(NS_CHECK_POINTS, n)
     if m >= 3:
         pts = np.sort(np.asarray(jax.random.permutation(jax.random.PRNGKey(seed + 1), n))[:m])
-        L_sub = _loo_points(X, y, X0, family=family, lam=lam, beta=beta, g=g, w=w, points=pts)
+        L_sub = _loo_points(X, y, X0, family=family, lam=lam, beta=beta, g=g, w=w, points=pts, factor=factor)
         agreement = dict(points=int(m), spearman=_row_spearman(NS[:, pts], L_sub))
     return NS, "ns", rule, agreement
 
 
-def _loo_points(X, y, X0, *, family, lam, beta, g, w, points):
-    """Exact LOO of `points` only, warm-started at the fit (`sims.engine.loo.exact_loo`)."""
+def _loo_points(X, y, X0, *, family, lam, beta, g, w, points, factor=None):
+    """Exact LOO of `points` only, warm-started at the fit (`sims.engine.loo.exact_loo`); H^{-1}
+    and X H^{-1} from `factor` (`theory.conditional.RidgeFactor`) when given."""
     import jax
     import jax.numpy as jnp
 
@@ -125,7 +153,10 @@ def _loo_points(X, y, X0, *, family, lam, beta, g, w, points):
 
     Xd, yd, X0d = (jax.device_put(np.asarray(a, dtype=np.float64)) for a in (X, y, X0))
     bd, gd, wd = (jax.device_put(np.asarray(a, dtype=np.float64)) for a in (beta, g, w))
-    A, XA, finite = _inverse_and_product(Xd, wd, lam)
+    if factor is not None:
+        A, XA, finite = jax.device_put(factor.inverse()), jax.device_put(factor.XA), True
+    else:
+        A, XA, finite = _inverse_and_product(Xd, wd, lam)
     if not bool(finite):
         raise NotConvergedError("the Hessian at the fitted coefficients is numerically singular; use a larger lam.")
     fit = Fit(bd, Xd @ bd, gd, wd, Xd.T @ gd + lam * bd, jnp.asarray(0), jnp.asarray(0.0), jnp.asarray(0, jnp.int32))
@@ -147,10 +178,14 @@ def _bar(total, desc):
 def plan_conditional(X, y, *, family: str, lam: float, lam_trak: float, target: float, metric: str, n_proj,
                      k_grid, beta=None, seed: int = 0, scan_lam_trak: bool = True, X_test=None,
                      holdout: int | None = None, truth: str = "auto", variants="auto", check: bool = False,
-                     check_draws: int = 8, progress: bool = False) -> dict:
-    """See the module docstring and `sims.runs.plan.plan` (which validates the common options)."""
+                     check_draws: int = 8, progress: bool = False, spectrum: str = "auto",
+                     top: int = TOP_RANK) -> dict:
+    """See the module docstring and `sims.runs.plan.plan` (which validates the common options).
+    spectrum "randomized" (or "auto" with min(n, p) > CONDITIONAL_MAX): the top `top` eigenpairs and
+    the tail model instead of the exact eigenbasis (accurate for k <= TOP_ACCURATE top; beyond, the
+    recommendations are flagged)."""
     from theory.conditional import (ConditionalModel, eigenbasis, exact_metrics, hessian_effective_dimension,
-                                    prepare_truth, ridge_influences)
+                                    prepare_truth, ridge_influences, ridge_influences_direct)
     from theory.families import get_family
 
     from .features import fit_glm
@@ -160,7 +195,12 @@ def plan_conditional(X, y, *, family: str, lam: float, lam_trak: float, target: 
     if truth not in TRUTHS:
         raise InvalidParameterError(f"truth must be one of {', '.join(TRUTHS)}, got {truth!r}.")
     n_all, p = X.shape
-    _check_size(n_all, p, X_test.shape[0] if X_test is not None else min(200, n_all // 10))
+    T_rows = X_test.shape[0] if X_test is not None else holdout if holdout is not None else min(200, n_all // 10)
+    n_fit = n_all if X_test is not None else n_all - T_rows
+    path = conditional_path(n_fit, p, spectrum)
+    if path == "top" and not 1 <= top < p:
+        raise InvalidParameterError(f"top must be between 1 and p - 1 = {p - 1}, got {top}.")
+    _check_size(n_all, p, T_rows, path, top)
     if X_test is not None:
         X_test = np.asarray(X_test)
         if X_test.ndim != 2 or X_test.shape[1] != p:
@@ -180,8 +220,9 @@ def plan_conditional(X, y, *, family: str, lam: float, lam_trak: float, target: 
     n = Xtr.shape[0]
     fam = get_family(family)
 
+    top = top if path == "top" else None
     t0 = time.perf_counter()
-    basis = eigenbasis(Xtr, X0)
+    basis = eigenbasis(Xtr, X0, top=top, seed=seed)
     trace = float(np.sum(Xtr * Xtr))
     timings["eigenbasis_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()
@@ -191,16 +232,22 @@ def plan_conditional(X, y, *, family: str, lam: float, lam_trak: float, target: 
         fit_info.update(info)
     eta = Xtr @ beta
     g, w = np.asarray(fam.grad(ytr, eta), dtype=np.float64), np.asarray(fam.hess(ytr, eta), dtype=np.float64)
-    IF, NS, _ = ridge_influences(basis, g, w, lam)
+    factor = None
+    if path == "exact":
+        IF, NS, _ = ridge_influences(basis, g, w, lam)
+    else:                  # no full eigenbasis: the Cholesky factor of H (and X H^{-1} for the LOO check)
+        factor = ridge_influences_direct(Xtr, X0, g, w, lam, product=truth != "loo")
+        IF, NS = factor.IF, factor.NS
     timings["fit_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     L, truth_used, rule, agreement = _truth(Xtr, ytr, X0, family=family, lam=lam, beta=beta, g=g, w=w, IF=IF,
-                                            NS=NS, truth=truth, seed=seed, progress=progress)
+                                            NS=NS, truth=truth, seed=seed, progress=progress, factor=factor)
     timings["truth_s"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
     with_variants = variants is True or (variants == "auto" and min(n, p) <= VARIANT_MAX)
-    model = ConditionalModel(Xtr, g, X0, L, w=w if with_variants else None, bases={"plain": basis})
+    model = ConditionalModel(Xtr, g, X0, L, w=w if with_variants else None, bases={"plain": basis}, top=top,
+                             seed=seed)
     names = [n for n in estimators_for(with_variants) if n in CONDITIONAL]     # the registry's, with a conditional theory
     variants_note = "available" if with_variants else (
         f"unavailable: the weighted eigenbasis of trak_w costs a second eigendecomposition, done only when "
@@ -259,6 +306,9 @@ def plan_conditional(X, y, *, family: str, lam: float, lam_trak: float, target: 
     from .plan import attach_best_lam_trak, recommend
 
     recommendation = recommend(k_grid, list(n_proj), value, target, rel_tol=K_REL_TOL)
+    if top is not None:    # the tail model's accurate range (benchmarks/README.md, bench_plan)
+        for rec in recommendation:
+            rec["beyond_tail_model"] = rec["k"] is not None and rec["k"] > TOP_ACCURATE * top
     timings["curve_s"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -281,7 +331,7 @@ def plan_conditional(X, y, *, family: str, lam: float, lam_trak: float, target: 
         attach_best_lam_trak(recommendation, best, target)
     timings["lam_trak_scan_s"] = time.perf_counter() - t0
 
-    d_eff = hessian_effective_dimension(basis, w, lam)
+    d_eff = hessian_effective_dimension(basis, w, lam) if factor is None else factor.effective_dimension(lam)
     k_rule = int(min(max(1, math.ceil(d_eff)), k_max))
     at_rule = [dict(n_proj=M, predicted=value(k_rule, M)) for M in n_proj]
     effective_dimension = dict(d_A=d_eff, k_rule=k_rule, predicted_at_k_rule=at_rule, rank=rank,
@@ -296,7 +346,9 @@ def plan_conditional(X, y, *, family: str, lam: float, lam_trak: float, target: 
     timings["total_s"] = time.perf_counter() - t_start
     inputs = dict(n=n, p=p, dtype=str(X.dtype), family=family, lam=lam, lam_trak=lam_trak, target=target,
                   metric=metric, n_proj=list(n_proj), k_grid=list(k_grid), split=split, fit=fit_info,
-                  variants=variants_note, truth_rule=rule, ns_vs_loo=agreement, spectrum_method="exact",
+                  variants=variants_note, truth_rule=rule, ns_vs_loo=agreement,
+                  spectrum_method="exact" if path == "exact" else (
+                      f"top {top} eigenpairs (randomized) and the tail model, accurate for k <= {int(TOP_ACCURATE * top)}"),
                   timings=timings)
     out = dict(method="conditional", truth=truth_used, curve=curve, recommendation=recommendation,
                effective_dimension=effective_dimension, best_lam_trak=best, inputs=inputs)
