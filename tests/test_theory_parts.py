@@ -12,12 +12,14 @@ from theory.glm_law import atoms, law_grid
 from theory.solvers import Status
 from theory.traces import effective_ridge, kernel_traces, mp_b, mp_s2
 
+GAUSSIAN, LOGISTIC = get_family("gaussian"), get_family("logistic")    # internals take a Family
+
 
 def test_gaussian_fixed_point_by_quadrature_equals_closed_form():
     delta, lam, gamma, sigma = 2.0, 0.1, 1.0, 0.5
     closed = gaussian_fixed_point(delta, lam, gamma, sigma)
-    x, res, status = _newton(jnp.asarray(_start("gaussian", delta, lam, gamma)), law_grid("gaussian", gamma, sigma, 30),
-                     delta, lam, family="gaussian")
+    x, res, status = _newton(jnp.asarray(_start(GAUSSIAN, delta, lam, gamma)), law_grid(GAUSSIAN, gamma, sigma, 30),
+                     delta, lam, family=GAUSSIAN)
     assert float(res) < 1e-12 and int(status) == Status.CONVERGED
     np.testing.assert_allclose([np.exp(x[0]), x[1] * gamma, np.exp(x[2])],
                                [closed.c, closed.m, closed.r], rtol=1e-10)
@@ -28,6 +30,7 @@ def test_gaussian_fixed_point_by_quadrature_equals_closed_form():
     ("poisson", 2.0, 0.1, 0.5), ("poisson", 1.0, 1.0, 1.0),
 ])
 def test_fixed_point_solves_its_equations(family, delta, lam, gamma):
+    family = get_family(family)
     fp, x = solve_fixed_point(family, delta, lam, gamma, 0.0)
     _, _, g, w, wt = atoms(law_grid(family, gamma, 0.0), family, fp.c, x[1], fp.r)
     nu = jnp.asarray(law_grid(family, gamma, 0.0).nu)
@@ -48,8 +51,8 @@ def test_predict_curve_equals_predict_at_each_value(vary, values):
 
 
 def test_quadrature_is_converged_in_the_number_of_nodes():
-    a, _ = solve_fixed_point("logistic", 2.0, 0.1, 2.0, 0.0, nodes=40)
-    b, _ = solve_fixed_point("logistic", 2.0, 0.1, 2.0, 0.0, nodes=60)
+    a, _ = solve_fixed_point(LOGISTIC, 2.0, 0.1, 2.0, 0.0, nodes=40)
+    b, _ = solve_fixed_point(LOGISTIC, 2.0, 0.1, 2.0, 0.0, nodes=60)
     np.testing.assert_allclose(a, b, rtol=1e-6)   # 40 nodes: ~1e-7 relative at gamma = 2
 
 
@@ -60,9 +63,9 @@ def test_separability_boundary_matches_candes_sur_values():
 
 def test_lam_zero_beyond_separability_is_refused_and_just_above_is_solved():
     with pytest.raises(EstimatorDoesNotExistError, match="separable"):
-        solve_fixed_point("logistic", 2.2, 0.0, 1.0, 0.0)
-    fp, _ = solve_fixed_point("logistic", 4.0, 0.0, 1.0, 0.0)
-    small, _ = solve_fixed_point("logistic", 4.0, 1e-6, 1.0, 0.0)
+        solve_fixed_point(LOGISTIC, 2.2, 0.0, 1.0, 0.0)
+    fp, _ = solve_fixed_point(LOGISTIC, 4.0, 0.0, 1.0, 0.0)
+    small, _ = solve_fixed_point(LOGISTIC, 4.0, 1e-6, 1.0, 0.0)
     np.testing.assert_allclose(fp, small, rtol=1e-4)
 
 
@@ -115,8 +118,8 @@ def test_traces_special_cases():
 
 
 def test_tau_A2_is_minus_the_lambda_derivative_of_c_at_fixed_w_law():
-    fp, x = solve_fixed_point("logistic", 2.0, 0.1, 1.0, 0.0)
-    _, _, g, w, wt = atoms(law_grid("logistic", 1.0, 0.0), "logistic", fp.c, x[1], fp.r)
+    fp, x = solve_fixed_point(LOGISTIC, 2.0, 0.1, 1.0, 0.0)
+    _, _, g, w, wt = atoms(law_grid(LOGISTIC, 1.0, 0.0), LOGISTIC, fp.c, x[1], fp.r)
 
     def c_of(lam):   # solve (F1) for c with the w-law frozen
         c = fp.c
@@ -212,7 +215,7 @@ def test_lds_two_replica_constants_match_random_draws():
     from sims.engine.fit import newton_fit
     from theory.lds import lds_constants
 
-    fam, delta, lam, gamma, alpha, p = "logistic", 2.0, 0.1, 1.0, 0.5, 400
+    fam, delta, lam, gamma, alpha, p = LOGISTIC, 2.0, 0.1, 1.0, 0.5, 400
     n = int(delta * p)
     rng = np.random.default_rng(0)
     draws = []
@@ -381,9 +384,9 @@ def test_general_residual_is_unchanged_by_zero_padding():
 
     s = spectrum("spiked", 37, 20.0)
     th = alignment(s, 1.0)
-    grid = quadrature("logistic", 1.0, 0.0, 40)
+    grid = quadrature(LOGISTIC, 1.0, 0.0, 40)
     x = jnp.asarray([np.log(0.8), 0.4, np.log(0.9)])
-    a = _residual(x, s, th, 37.0, "logistic", grid, 2.0, 0.1, 1.0)
-    b = _residual(x, _padded(s), _padded(th), 37.0, "logistic", grid, 2.0, 0.1, 1.0)
+    a = _residual(x, s, th, 37.0, LOGISTIC, grid, 2.0, 0.1, 1.0)
+    b = _residual(x, _padded(s), _padded(th), 37.0, LOGISTIC, grid, 2.0, 0.1, 1.0)
     assert _padded(s).size == 64
     np.testing.assert_allclose(np.asarray(b), np.asarray(a), rtol=1e-14, atol=1e-15)

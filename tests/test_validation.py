@@ -113,7 +113,7 @@ def test_the_solver_refuses_absurd_values_without_a_runtime_warning(delta, lam):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         with pytest.raises(NotConvergedError):
-            solve_fixed_point("logistic", delta, lam, 1.0, 0.5)
+            solve_fixed_point(theory.get_family("logistic"), delta, lam, 1.0, 0.5)
 
 
 @pytest.mark.parametrize("kw", [

@@ -28,7 +28,8 @@ import numpy as np
 
 from compilecache import cached_jit
 from .errors import EstimatorDoesNotExistError, NotConvergedError
-from .families import get_family
+from .families import Family
+from .families.gaussian import ClosedForm as GaussianClosedForm
 from .glm_law import DEFAULT_NODES, atoms, quadrature
 from .solvers import damped_newton_root
 from .traces import mp_b
@@ -46,7 +47,7 @@ class FixedPoint(NamedTuple):
 
 def gaussian_fixed_point(delta, lam, gamma, sigma) -> FixedPoint:
     """The gaussian family's closed form (`families.gaussian.ClosedForm.fixed_point`) as a FixedPoint."""
-    return FixedPoint(*get_family("gaussian").closed_form.fixed_point(delta, lam, gamma, sigma))
+    return FixedPoint(*GaussianClosedForm.fixed_point(delta, lam, gamma, sigma))
 
 
 def _residual(x, grid, family, delta, lam):
@@ -90,7 +91,7 @@ def _newton_path(x_first, grid, grids, deltas, lams, slopes, *, family):
     return xs, res
 
 
-def solve_fixed_point_path(family: str, deltas, lams, gammas, sigma: float, grids=None,
+def solve_fixed_point_path(family: Family, deltas, lams, gammas, sigma: float, grids=None,
                            nodes: int = DEFAULT_NODES) -> list[tuple[FixedPoint, np.ndarray]]:
     """`solve_fixed_point` along a curve (arrays deltas, lams, gammas of one length), each point
     warm-started from the previous ones linearly extrapolated in the curve's parameter. The first
@@ -108,7 +109,7 @@ def solve_fixed_point_path(family: str, deltas, lams, gammas, sigma: float, grid
             if values[k - 1] != values[k - 2]:
                 slopes[k] = (values[k] - values[k - 1]) / (values[k - 1] - values[k - 2])
     solved = [solve_fixed_point(family, deltas[0], lams[0], gammas[0], sigma, nodes=nodes)]
-    if len(values) > 1 and get_family(family).closed_form is None:
+    if len(values) > 1 and family.closed_form is None:
         grid = None if grids is not None else quadrature(family, gammas[0], sigma, nodes)
         sub = None if grids is None else jax.tree.map(lambda a: a[1:], grids)
         xs, res = _newton_path(jnp.asarray(solved[0][1]), grid, sub, jnp.asarray(deltas[1:]),
@@ -135,7 +136,7 @@ def _curve_parameter(deltas, lams, gammas) -> np.ndarray:
 
 def _start(family, delta, lam, gamma):
     """Heuristic start: the gaussian fixed point at the curvature scale of the family."""
-    wbar = get_family(family).curvature(gamma)
+    wbar = family.curvature(gamma)
     lam_eff = max(lam, 1e-3) / wbar
     t = lam_eff + delta - 1.0       # traces.mp_b in numpy: op by op in JAX it would compile 6 programs
     disc = np.sqrt(t * t + 4.0 * lam_eff)
@@ -149,7 +150,7 @@ def _start_shrunk(family, delta, lam, gamma):
     """`_start` with the overlap of the gaussian fixed point, a = gamma (1 - lam_eff b(lam_eff)),
     which goes to 0 like 1/lam (the start a = gamma/2 is far off for strong ridges)."""
     x = _start(family, delta, lam, gamma)
-    wbar = get_family(family).curvature(gamma)
+    wbar = family.curvature(gamma)
     lam_eff = max(lam, 1e-3) / wbar
     x[1] = gamma * (1.0 - lam_eff * float(mp_b(lam_eff, delta)))
     return x
@@ -173,7 +174,7 @@ def _continuation(attempt, family, delta, lam, gamma):
     return x, (res if lam_cur == lam else np.inf)
 
 
-def solve_fixed_point(family: str, delta: float, lam: float, gamma: float, sigma: float,
+def solve_fixed_point(family: Family, delta: float, lam: float, gamma: float, sigma: float,
                       nodes: int = DEFAULT_NODES, x0=None) -> tuple[FixedPoint, np.ndarray]:
     """Solve (F1)-(F3); return the FixedPoint and the raw unknowns x = (log c, a, log r).
 
@@ -191,18 +192,17 @@ def _check_exists(family, delta, lam, gamma):
         if delta <= 1.0:
             raise EstimatorDoesNotExistError(
                 f"with lam = 0 the estimator needs n > p (delta > 1), got delta = {delta:g}.")
-        fam = get_family(family)
-        if fam.separability is not None:
-            d_sep = fam.separability(gamma)
+        if family.separability is not None:
+            d_sep = family.separability(gamma)
             if delta <= d_sep:
                 raise EstimatorDoesNotExistError(
-                    f"with lam = 0 the {family} MLE does not exist: the data are separable for "
+                    f"with lam = 0 the {family.name} MLE does not exist: the data are separable for "
                     f"delta <= {d_sep:.4f} at gamma = {gamma:g} (Candès–Sur), got delta = {delta:g}.")
 
 
 def _solve_fixed_point(family, delta, lam, gamma, sigma, nodes, x0):
     _check_exists(family, delta, lam, gamma)
-    closed = get_family(family).closed_form
+    closed = family.closed_form
     if closed is not None:
         fp = FixedPoint(*(float(v) for v in closed.fixed_point(delta, lam, gamma, sigma)))
         return fp, np.array([np.log(fp.c), fp.m / gamma if gamma > 0 else 0.0, np.log(fp.r)])
@@ -219,7 +219,7 @@ def _solve_fixed_point(family, delta, lam, gamma, sigma, nodes, x0):
         x, res = _continuation(attempt, family, delta, lam, gamma)
     if not (res <= TOL and np.all(np.isfinite(x))):
         raise NotConvergedError(
-            f"the {family} fixed point did not converge (delta = {delta:g}, lam = {lam:g}, "
+            f"the {family.name} fixed point did not converge (delta = {delta:g}, lam = {lam:g}, "
             f"gamma = {gamma:g}; residual {res:.1e}).")
     return _from_unknowns(x, gamma), x
 

@@ -46,7 +46,7 @@ import numpy as np
 
 from compilecache import cached_jit
 from .errors import NotConvergedError
-from .families import get_family
+from .families import Family
 from .fixed_point import FixedPoint, solve_fixed_point
 from .glm_law import DEFAULT_NODES, atoms, quadrature
 from .shapes import bucket
@@ -87,14 +87,14 @@ def _padded(v):
     return np.concatenate([v, np.zeros(bucket(v.size, minimum=64, per_octave=1) - v.size)])
 
 
-def solve_fixed_point_general(family, s, theta, delta, lam, gamma, sigma, nodes=DEFAULT_NODES):
+def solve_fixed_point_general(family: Family, s, theta, delta, lam, gamma, sigma, nodes=DEFAULT_NODES):
     """(G1)-(G3): returns (FixedPoint, x = (log c, m/gamma, log r), E[g^2] for gaussian else None).
 
     Damped Newton from the isotropic solution; if it fails, homotopy in the spectrum
     s_t = 1 + t(s - 1) (theta likewise, renormalized) from t = 0 to 1.
     """
     s, theta = np.asarray(s, float), np.asarray(theta, float)
-    closed = get_family(family).closed_form
+    closed = family.closed_form
     if closed is not None:
         fp, e_g2 = closed.fixed_point_general(s, theta, delta, lam, gamma, sigma)
         fp = FixedPoint(*fp)
@@ -121,7 +121,7 @@ def solve_fixed_point_general(family, s, theta, delta, lam, gamma, sigma, nodes=
                 step /= 4
                 if step < 1e-4:
                     raise NotConvergedError(
-                        f"the {family} fixed point with this covariance did not converge (homotopy stalled at t = {t:.3f}).")
+                        f"the {family.name} fixed point with this covariance did not converge (homotopy stalled at t = {t:.3f}).")
     c, a, r = float(np.exp(x[0])), float(x[1]), float(np.exp(x[2]))
     return FixedPoint(c, a * gamma, r, a * a + r * r), x, None
 

@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from compilecache import cached_jit
-from .families import get_family
+from .families import Family
 from .shapes import bucket
 
 DEFAULT_NODES = 40
@@ -53,10 +53,10 @@ class LawGrid:
 
 
 @lru_cache(maxsize=256)
-def law_grid(family: str, gamma: float, sigma: float, nodes: int = DEFAULT_NODES) -> LawGrid:
+def law_grid(family: Family, gamma: float, sigma: float, nodes: int = DEFAULT_NODES) -> LawGrid:
     """Build the quadrature grid of (nu, xi, y) for the family at signal gamma and noise sigma."""
     with jax.ensure_compile_time_eval():   # concrete numpy even when first called inside jit
-        return _law_grid(get_family(family), gamma, sigma, nodes)
+        return _law_grid(family, gamma, sigma, nodes)
 
 
 def _law_grid(fam, gamma, sigma, nodes):
@@ -75,26 +75,24 @@ def _law_grid(fam, gamma, sigma, nodes):
     return LawGrid(*(np.ascontiguousarray(a, dtype=np.float64) for a in arrays))
 
 
-def quadrature(family: str, gamma: float, sigma: float, nodes: int = DEFAULT_NODES):
+def quadrature(family: Family, gamma: float, sigma: float, nodes: int = DEFAULT_NODES):
     """The grid argument of the compiled theory functions: `law_grid` (sigma plays no role for the
     families without a noise level), None for a family with closed forms (`Family.closed_form`)."""
-    fam = get_family(family)
-    if fam.closed_form is not None:
+    if family.closed_form is not None:
         return None
-    return law_grid(fam.name, float(gamma), float(sigma) if fam.uses_sigma else 0.0, int(nodes))
+    return law_grid(family, float(gamma), float(sigma) if family.uses_sigma else 0.0, int(nodes))
 
 
-def atoms(grid: LawGrid, family: str, c, a, r):
+def atoms(grid: LawGrid, family: Family, c, a, r):
     """(nu, y, g, w, weight) at every atom for the fixed-point unknowns (c, a = m/gamma, r)."""
-    fam = get_family(family)
     nu, xi, y, weight = (jnp.asarray(v) for v in (grid.nu, grid.xi, grid.y, grid.weight))
     z = a * nu + r * xi
-    eta = fam.prox(y, z, c)
-    return nu, y, fam.grad(y, eta), fam.hess(y, eta), weight
+    eta = family.prox(y, z, c)
+    return nu, y, family.grad(y, eta), family.hess(y, eta), weight
 
 
 @cached_jit(static_argnames=("family",))
-def atoms_compiled(grid: LawGrid, family: str, c, a, r):
+def atoms_compiled(grid: LawGrid, family: Family, c, a, r):
     """`atoms` as one compiled program, for callers outside jit (op by op, the prox's while loop
     costs ~0.25 s a call)."""
     return atoms(grid, family, c, a, r)

@@ -58,7 +58,7 @@ import numpy as np
 from compilecache import cached_jit
 from .solvers import brentq
 from .errors import EstimatorDoesNotExistError, NotConvergedError
-from .families import get_family
+from .families import Family
 from .fixed_point import solve_fixed_point
 from .glm_law import _hermite, law_grid
 
@@ -66,9 +66,9 @@ LDS_NODES = (16, 16, 12)        # x1 (zetabar), x2 (the rest of zeta_full), eps:
 
 
 @lru_cache(maxsize=32)
-def _pairs(family, gamma, sigma, nodes):
+def _pairs(family: Family, gamma, sigma, nodes):
     """(nu, y, weight) atoms of the law of (s/gamma, y) (the (nu, y) part of `glm_law.law_grid`)."""
-    grid = law_grid(family, float(gamma), float(sigma) if get_family(family).uses_sigma else 0.0, nodes)
+    grid = law_grid(family, float(gamma), float(sigma) if family.uses_sigma else 0.0, nodes)
     real = int(np.count_nonzero(grid.weight > 0)) // nodes * nodes
     nu, y = grid.nu[:real:nodes], grid.y[:real:nodes]
     wt = grid.weight[:real].reshape(-1, nodes).sum(axis=1)
@@ -78,19 +78,17 @@ def _pairs(family, gamma, sigma, nodes):
 @cached_jit(static_argnames=("family",))
 def _subset_average(y, z_mean, sd_eps, c_alpha, eps, eps_wt, *, family):
     """(gbar, hbar) = E_eps[g, w/(1 + c w)] of a subset fit whose cavity field is z_mean + sd_eps eps."""
-    fam = get_family(family)
     z = z_mean[..., None] + sd_eps * eps
     yb = y[..., None]
-    eta = fam.prox(yb, z, c_alpha)
-    g, w = fam.grad(yb, eta), fam.hess(yb, eta)
+    eta = family.prox(yb, z, c_alpha)
+    g, w = family.grad(yb, eta), family.hess(yb, eta)
     return jnp.sum(eps_wt * g, -1), jnp.sum(eps_wt * w / (1.0 + c_alpha * w), -1)
 
 
 @cached_jit(static_argnames=("family",))
 def _full_fit(y, z, c, *, family):
-    fam = get_family(family)
-    eta = fam.prox(y, z, c)
-    return fam.grad(y, eta), fam.hess(y, eta)
+    eta = family.prox(y, z, c)
+    return family.grad(y, eta), family.hess(y, eta)
 
 
 class _Law:
@@ -164,7 +162,7 @@ class _Law:
 
 
 @lru_cache(maxsize=16)
-def _two_replica(family, delta, lam, gamma, sigma, alpha, full, nodes):
+def _two_replica(family: Family, delta, lam, gamma, sigma, alpha, full, nodes):
     """The subset fixed point, kappa_12, kappa_1a and the law on the (pair, x1, x2) grid (cached:
     they do not depend on TRAK's parameters)."""
     try:
@@ -183,7 +181,7 @@ def _two_replica(family, delta, lam, gamma, sigma, alpha, full, nodes):
     return sub, k12, k1a, wt, g, w, gbar[:, :, None], hbar[:, :, None]
 
 
-def lds_constants(*, family, delta, lam, gamma, sigma, alpha, full, c_T, c_T_w=None, nodes=20) -> dict:
+def lds_constants(*, family: Family, delta, lam, gamma, sigma, alpha, full, c_T, c_T_w=None, nodes=20) -> dict:
     """Two-replica constants and the law moments the LDS needs (module docstring, 3-4)."""
     sub, k12, k1a, wt, g, w, gbar, hbar = _two_replica(family, float(delta), float(lam), float(gamma),
                                                        float(sigma), float(alpha), full, int(nodes))
@@ -223,7 +221,7 @@ def lds_rho(e_tg, cov, e_tt, var_v, k: dict):
     return corr * np.sqrt(k["R2"])
 
 
-def lds_predictions(*, family, delta, lam, gamma, sigma, alpha, full, constants, variants: bool,
+def lds_predictions(*, family: Family, delta, lam, gamma, sigma, alpha, full, constants, variants: bool,
                     n_subsets: int | None = None) -> tuple[dict, dict]:
     """({estimator: LDS}, constants) for exact LOO and every estimator of the registry (the variants
     with variants=True; each one's `Estimator.lds`), from the full-fit fixed point `full` and the

@@ -165,7 +165,7 @@ def validate_model(**model) -> ModelParams:
     delta > 1 (more data than parameters); for a binary family the data must also be non-separable,
     which `theory` checks against the Candès–Sur boundary and `sims` detects in the fit. A family's
     `model_problem` refuses combinations without any influence (gaussian: gamma = sigma = 0, or
-    sigma = 0 with lam = 0).
+    sigma = 0 with lam = 0). family may be a name or a `Family`; the record holds the name.
     """
     unknown_parameter(model, MODEL_KEYS)
     v = {**MODEL_DEFAULTS, **model}

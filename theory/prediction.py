@@ -29,7 +29,7 @@ from .covariance import alignment as alignment_weights
 from .estimators import REGISTRY, Law, estimators_for
 from .covariance import spectrum as covariance_spectrum
 from .errors import InvalidParameterError, NotConvergedError
-from .families import get_family
+from .families import Family, get_family
 from .fixed_point import solve_fixed_point, solve_fixed_point_path
 from .general import kernel_traces_general, solve_fixed_point_general, weighted_kernel_traces_general
 from .numerics import enable_float64
@@ -97,12 +97,12 @@ def _estimators(g, w, wt, c, t, tr, tw=None, broad=False):
     return est
 
 
-def _assemble(x, grid, delta, lam, kappa, lam_trak, n_proj, *, family, nodes, identity, variants=False,
+def _assemble(x, grid, delta, lam, kappa, lam_trak, n_proj, *, family: Family, nodes, identity, variants=False,
               broad=False):
     """Constants and metrics from the fixed-point unknowns x = (log c, a, log r) (isotropic design);
     `grid` is the quadrature of the limit law (`glm_law.quadrature`; None for gaussian)."""
     c, a, r = jnp.exp(x[0]), x[1], jnp.exp(x[2])
-    closed = get_family(family).closed_form
+    closed = family.closed_form
     if closed is not None:
         g, w, wt = closed.atoms(r, delta, c, nodes)
     else:
@@ -193,16 +193,17 @@ def predict(*, p: int | None = None, variants: bool = False, nodes: int = DEFAUL
         spec = covariance_spectrum(mp.covariance, p, mp.cov_param)
         return predict_spectrum(spec, alignment_weights(spec, mp.alignment), _model=mp, nodes=nodes,
                                 variants=variants)
-    fp, x = solve_fixed_point(mp.family, mp.delta, mp.lam, mp.gamma, mp.sigma, nodes=nodes)
-    est, const = _with_broad_retry(_assemble_one, jnp.asarray(x), quadrature(mp.family, mp.gamma, mp.sigma, nodes),
-                                   mp.delta, mp.lam, mp.kappa, mp.lam_trak, mp.n_proj, family=mp.family,
+    family = get_family(mp.family)
+    fp, x = solve_fixed_point(family, mp.delta, mp.lam, mp.gamma, mp.sigma, nodes=nodes)
+    est, const = _with_broad_retry(_assemble_one, jnp.asarray(x), quadrature(family, mp.gamma, mp.sigma, nodes),
+                                   mp.delta, mp.lam, mp.kappa, mp.lam_trak, mp.n_proj, family=family,
                                    nodes=nodes, identity=mp.projection == "identity", variants=variants)
     estimators = {e: {k: float(v) for k, v in row.items()} for e, row in est.items()}
     constants = {k: float(v) for k, v in const.items()}
     constants.update(m=fp.m, q=fp.q)
     _check_finite(estimators, mp)
     if lds_alpha is not None:
-        lds, lds_const = lds_predictions(family=mp.family, delta=mp.delta, lam=mp.lam, gamma=mp.gamma,
+        lds, lds_const = lds_predictions(family=family, delta=mp.delta, lam=mp.lam, gamma=mp.gamma,
                                          sigma=mp.sigma, alpha=lds_alpha, full=fp, constants=constants,
                                          variants=variants, n_subsets=lds_subsets)
         estimators = {"loo": {}, **estimators}
@@ -227,7 +228,8 @@ def predict_spectrum(spectrum, theta=None, *, variants: bool = False, nodes: int
     mp = _model or validate_model(**model)
     variants = check_bool("variants", variants)
     s, th = _normalized_spectrum(spectrum, theta)
-    est, constants = _spectrum_predictions(s, th, [mp], nodes=nodes, variants=variants)
+    est, constants = _spectrum_predictions(s, th, [mp], family=get_family(mp.family), nodes=nodes,
+                                           variants=variants)
     estimators = {e: {k: float(v[0]) for k, v in row.items()} for e, row in est.items()}
     return {"config": mp.asdict(), "estimators": estimators, "constants": constants[0]}
 
@@ -250,8 +252,8 @@ def _estimators_many(g, w, wt, c, t, tr, tw, broad):
     return jax.vmap(lambda tr, tw: _estimators(g, w, wt, c, t, tr, tw, broad=broad))(tr, tw), None
 
 
-def _spectrum_predictions(s, th, models, *, nodes, variants):
-    """General-covariance predictions at `models` that share the fixed point (family, delta, lam,
+def _spectrum_predictions(s, th, models, *, family: Family, nodes, variants):
+    """General-covariance predictions at `models` that share the fixed point (`family`, delta, lam,
     gamma, sigma): the fixed point and the law of (g, w) once, the traces (T2')-(T8') per model, and
     the estimators' metrics in one pass vmapped over the models' traces (IF's Spearman, which
     depends on the law only, once). Returns (estimators[e][metric] arrays over models, [constants])."""
@@ -259,13 +261,13 @@ def _spectrum_predictions(s, th, models, *, nodes, variants):
     for m in models:
         if m.projection == "identity" and m.lam_trak == 0 and m.delta <= 1:
             raise InvalidParameterError("lam_trak = 0 without projection needs delta > 1.")
-    fp, x, e_g2 = solve_fixed_point_general(mp.family, s, th, mp.delta, mp.lam, mp.gamma, mp.sigma, nodes)
+    fp, x, e_g2 = solve_fixed_point_general(family, s, th, mp.delta, mp.lam, mp.gamma, mp.sigma, nodes)
     c = jnp.asarray(fp.c)
-    closed = get_family(mp.family).closed_form
+    closed = family.closed_form
     if closed is not None:
         g, w, wt = closed.atoms_of_variance(e_g2, nodes)
     else:
-        _, _, g, w, wt = atoms_compiled(quadrature(mp.family, mp.gamma, mp.sigma, nodes), mp.family, fp.c, x[1], fp.r)
+        _, _, g, w, wt = atoms_compiled(quadrature(family, mp.gamma, mp.sigma, nodes), family, fp.c, x[1], fp.r)
     t, mom = _law_moments(g, w, wt, c)
     mom = {k: float(v) for k, v in mom.items()}
     trs, tws = [], []
@@ -327,13 +329,15 @@ def predict_curve(vary: str, values, *, nodes: int = DEFAULT_NODES, variants: bo
         p = check_int("p", p, lo=2, hi=1_000_000)
     models = [validate_model(**{**params, vary: v}) for v in values]
     m0 = models[0]
+    family = get_family(m0.family)       # one family along every batched curve (a curve in family loops)
     if spectrum is not None or m0.covariance != "isotropic":
-        return _general_curve(vary, values, models, spectrum, theta, p, nodes=nodes, variants=variants)
+        return _general_curve(vary, values, models, spectrum, theta, p, family=family, nodes=nodes,
+                              variants=variants)
     if theta is not None:
         raise InvalidParameterError("theta needs a spectrum.")
-    grid, grid_axis = quadrature(m0.family, m0.gamma, m0.sigma, nodes), None
+    grid, grid_axis = quadrature(family, m0.gamma, m0.sigma, nodes), None
     if vary == "gamma" and grid is not None:
-        grids = [quadrature(m.family, m.gamma, m.sigma, nodes) for m in models]
+        grids = [quadrature(family, m.gamma, m.sigma, nodes) for m in models]
         if len({g.nu.shape for g in grids}) == 1:
             grid, grid_axis = jax.tree.map(lambda *a: np.stack(a), *grids), 0
         else:
@@ -342,18 +346,18 @@ def predict_curve(vary: str, values, *, nodes: int = DEFAULT_NODES, variants: bo
         results = [predict(**m.asdict(), p=p, nodes=nodes, variants=variants) for m in models]
         return _stack(values, [r["estimators"] for r in results], [r["constants"] for r in results])
     if vary in _FIXED_POINT_PARAMS:     # warm starts, linearly extrapolated along the curve
-        solved = solve_fixed_point_path(m0.family, [m.delta for m in models], [m.lam for m in models],
+        solved = solve_fixed_point_path(family, [m.delta for m in models], [m.lam for m in models],
                                         [m.gamma for m in models], m0.sigma, grids=grid if grid_axis == 0 else None,
                                         nodes=nodes)
         extra = [dict(m=fp.m, q=fp.q) for fp, _ in solved]
         x_arg = np.stack([x for _, x in solved])
     else:
-        fp, x = solve_fixed_point(m0.family, m0.delta, m0.lam, m0.gamma, m0.sigma, nodes=nodes)
+        fp, x = solve_fixed_point(family, m0.delta, m0.lam, m0.gamma, m0.sigma, nodes=nodes)
         x_arg, extra = np.asarray(x), [dict(m=fp.m, q=fp.q)] * len(models)
     params = [np.asarray([getattr(m, k) for m in models], dtype=np.int64 if k == "n_proj" else float)
               for k in ("delta", "lam", "kappa", "lam_trak", "n_proj")]
     x_axis = 0 if x_arg.ndim == 2 else None
-    static = dict(family=m0.family, nodes=nodes, identity=m0.projection == "identity", variants=variants,
+    static = dict(family=family, nodes=nodes, identity=m0.projection == "identity", variants=variants,
                   x_axis=x_axis, grid_axis=grid_axis)
     def assemble(idx):
         per_point = [x_arg if x_axis is None else x_arg[idx],
@@ -368,9 +372,9 @@ def predict_curve(vary: str, values, *, nodes: int = DEFAULT_NODES, variants: bo
     return {"values": np.asarray(values), "estimators": est, "constants": const}
 
 
-def _general_curve(vary, values, models, spectrum, theta, p, *, nodes, variants):
+def _general_curve(vary, values, models, spectrum, theta, p, *, family: Family, nodes, variants):
     """`predict_curve` under the general-covariance theory: the spectrum given, or that of the
-    models' covariance at dimension p."""
+    models' covariance at dimension p (`family`: the models' family, when the curve is not in it)."""
     m0 = models[0]
     if spectrum is None:
         if p is None:
@@ -382,7 +386,7 @@ def _general_curve(vary, values, models, spectrum, theta, p, *, nodes, variants)
         raise InvalidParameterError("give either a spectrum or a non-isotropic covariance, not both.")
     s, th = _normalized_spectrum(spectrum, theta)
     if vary in _SKETCH_PARAMS:
-        est, constants = _spectrum_predictions(s, th, models, nodes=nodes, variants=variants)
+        est, constants = _spectrum_predictions(s, th, models, family=family, nodes=nodes, variants=variants)
         return {"values": np.asarray(values), "estimators": est,
                 "constants": {k: np.asarray([c[k] for c in constants]) for k in constants[0]}}
     results = [predict_spectrum(s, th, _model=m, nodes=nodes, variants=variants) for m in models]
@@ -427,9 +431,10 @@ class SketchScan:
     scan): the fixed point and the law of g once (`predict_spectrum`), then per (k, lamT) the
     traces (T2')-(T8') of `general.kernel_traces_general` in numpy, and rho_M, the relative error
     and a batch of Spearman correlations from them. Spectrum s (mean 1) and alignment theta as in
-    `predict_spectrum`; lam in suite units."""
+    `predict_spectrum`; lam in suite units; `family` a `Family` (or its name)."""
 
-    def __init__(self, s, theta, *, family, delta, lam, gamma, sigma, nodes=None):
+    def __init__(self, s, theta, *, family: Family | str, delta, lam, gamma, sigma, nodes=None):
+        family = get_family(family)
         self.s, self.theta, self.family, self.delta, self.lam = np.asarray(s, float), theta, family, delta, lam
         self.gamma, self.sigma = gamma, sigma
         self.p = self.s.size
@@ -441,7 +446,7 @@ class SketchScan:
                                      lam=lam, lam_trak=1.0, gamma=self.gamma, sigma=self.sigma, n_proj=1,
                                      nodes=self.nodes)
         k = self.base["constants"]
-        closed = get_family(family).closed_form
+        closed = family.closed_form
         if closed is not None:
             g, _, wt = closed.atoms_of_variance(k["e_g2"], self.nodes)
         else:

@@ -57,6 +57,10 @@ class Family:
       separability(gamma): for lam = 0, the n/p below which the data are separable w.h.p.
         (no minimizer), None when only n > p is needed;
       model_problem(gamma, sigma, lam): why a parameter combination has no influence at all, or None.
+
+    Entry points resolve a name once (`get_family`) and pass the Family on. Frozen, hashable and
+    equal field by field, it is a static argument of jit; its repr is its name, which keys
+    compiled programs on disk (`compilecache.aot`).
     """
 
     name: str
