@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from theory.errors import InvalidParameterError
-from theory.families import FAMILIES, get_family
+from theory.families import FAMILIES, Family, get_family
 
 NAMES = list(FAMILIES)
 
@@ -105,3 +105,67 @@ def test_probit_against_closed_forms():
     np.testing.assert_allclose(jvp, fd, rtol=1e-6)
     assert abs(fam.separability(0.0) - 2.0) < 1e-6
     assert fam.separability(1.0) > get_family("logistic").separability(1.0)   # Phi is steeper than sigmoid
+
+
+# ------------------------------------------- a Family after the entry point (issue 28, item 3)
+def test_a_family_is_hashable_equal_and_resolved_to_itself():
+    """Entry points resolve a name once and pass the Family on: as a static argument of jit it must
+    hash and compare equal for the same family, and `get_family` leaves a Family as it is."""
+    import copy
+
+    fam = get_family("logistic")
+    twin = copy.copy(fam)                         # equal, not the same object
+    assert twin is not fam and twin == fam and hash(twin) == hash(fam)
+    assert get_family(fam) is fam and get_family("Logistic") is fam
+    assert fam != get_family("probit") and len({get_family(n) for n in NAMES}) == len(NAMES)
+    assert repr(fam) == "Family('logistic')"     # what keys compiled programs on disk: the name
+
+
+def test_a_jit_compiled_fit_takes_a_family_and_reuses_its_program():
+    import copy
+
+    from sims.engine.data import make_data
+    from sims.engine.fit import newton_fit
+
+    fam = get_family("logistic")
+    d = make_data(jax.random.PRNGKey(3), family=fam, n=40, p=20, n_test=2, gamma=1.0, sigma=0.0)
+    by_name = make_data(jax.random.PRNGKey(3), family="logistic", n=40, p=20, n_test=2, gamma=1.0, sigma=0.0)
+    np.testing.assert_array_equal(d.y, by_name.y)
+    fit = newton_fit(d.X, d.y, 0.2, family=fam)
+    np.testing.assert_array_equal(fit.beta, newton_fit(d.X, d.y, 0.2, family="logistic").beta)
+    program = newton_fit.fast_compile_tier()      # the tier of this small problem
+    compiled = program._cache_size()
+    again = newton_fit(d.X, d.y, 0.2, family=copy.copy(fam))     # an equal Family
+    assert program._cache_size() == compiled      # no new compilation
+    np.testing.assert_array_equal(again.beta, fit.beta)
+
+
+def test_the_theory_passes_a_family_inside_and_records_the_name(monkeypatch):
+    import theory
+    from theory import fixed_point, prediction
+
+    seen = []
+
+    def spy(family, *args, **kwargs):
+        seen.append(family)
+        return fixed_point.solve_fixed_point(family, *args, **kwargs)
+
+    monkeypatch.setattr(prediction, "solve_fixed_point", spy)
+    by_name = theory.predict(family="poisson", delta=2.0, kappa=0.5, lam=0.1, gamma=0.5)
+    by_family = theory.predict(family=get_family("poisson"), delta=2.0, kappa=0.5, lam=0.1, gamma=0.5)
+    assert seen == [get_family("poisson")] * 2 and all(isinstance(f, Family) for f in seen)
+    assert by_name == by_family and by_family["config"]["family"] == "poisson"
+
+
+def test_the_public_api_refuses_an_unknown_family_in_one_sentence():
+    import sims
+    import theory
+    from theory.params import validate_model
+
+    sentence = f"family must be one of {', '.join(FAMILIES)}, got 'cauchy'."
+    for call in (lambda: theory.predict(family="cauchy"), lambda: sims.simulate(family="cauchy", p=20),
+                 lambda: theory.predict_curve("kappa", [0.5], family="cauchy"),
+                 lambda: validate_model(family="cauchy")):
+        with pytest.raises(InvalidParameterError) as err:
+            call()
+        assert str(err.value) == sentence

@@ -5,6 +5,9 @@ import pytest
 
 import sims
 from theory.errors import InvalidParameterError
+from theory.families import get_family
+
+LOGISTIC = get_family("logistic")     # the engine's internals take a Family
 
 SMALL = dict(family="logistic", p=40, delta=2.0, kappa=0.5, lam=0.2, n_test=4, reps=2, seed=7)
 
@@ -99,10 +102,10 @@ def test_lds_refits_in_padded_chunks_equal_one_batch(monkeypatch):
     d = make_data(jax.random.PRNGKey(0), family="logistic", n=40, p=20, n_test=2, gamma=1.0, sigma=0.0)
     fit = newton_fit(d.X, d.y, 0.2, family="logistic")
     J = L.SUBSET_CHUNK + 3
-    masks, chunked = L.subset_outputs(jax.random.PRNGKey(1), d.X, d.y, d.X0, 0.2, fit.beta, family="logistic",
+    masks, chunked = L.subset_outputs(jax.random.PRNGKey(1), d.X, d.y, d.X0, 0.2, fit.beta, family=LOGISTIC,
                                       n_subsets=J)
     monkeypatch.setattr(L, "SUBSET_CHUNK", J)
-    _, whole = L.subset_outputs(jax.random.PRNGKey(1), d.X, d.y, d.X0, 0.2, fit.beta, family="logistic",
+    _, whole = L.subset_outputs(jax.random.PRNGKey(1), d.X, d.y, d.X0, 0.2, fit.beta, family=LOGISTIC,
                                 n_subsets=J)
     assert chunked.shape == (2, J) and np.array_equal(chunked, whole)
 
@@ -118,7 +121,7 @@ def test_lds_equals_a_direct_computation():
     d = make_data(jax.random.PRNGKey(0), family="logistic", n=40, p=20, n_test=2, gamma=1.0, sigma=0.0)
     fit = newton_fit(d.X, d.y, 0.2, family="logistic")
     masks, outputs = subset_outputs(jax.random.PRNGKey(1), d.X, d.y, d.X0, 0.2, fit.beta,
-                                    family="logistic", n_subsets=10)
+                                    family=LOGISTIC, n_subsets=10)
     np.testing.assert_array_equal(np.asarray(masks).sum(1), 20)
     for j in (0, 7):
         keep = np.asarray(masks[j]) > 0

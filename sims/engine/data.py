@@ -17,7 +17,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from theory.families import get_family
+from theory.families import Family, get_family
 from theory.shapes import bucket
 
 from .params import DESIGNS
@@ -83,18 +83,18 @@ def _split4(key):
 
 
 @tiered_jit(static_argnames=("family", "n", "p", "n_test"))
-def _data_from_draws(zx, zx0, zb, k_y, gamma, sigma, spectrum, theta, *, family, n, p, n_test) -> Data:
+def _data_from_draws(zx, zx0, zb, k_y, gamma, sigma, spectrum, theta, *, family: Family, n, p, n_test) -> Data:
     scale = 1.0 / jnp.sqrt(p) if spectrum is None else jnp.sqrt(jnp.asarray(spectrum) / p)
     X = scale * take(zx, (n, p))
     X0 = scale * take(zx0, (n_test, p))
     beta_star = gamma * take(zb, (p,))
     if theta is not None:
         beta_star = beta_star * jnp.sqrt(jnp.asarray(theta))
-    y = get_family(family).sample(k_y, X @ beta_star, sigma)
+    y = family.sample(k_y, X @ beta_star, sigma)
     return Data(X, y, X0, beta_star)
 
 
-def make_data(key, *, family: str, n: int, p: int, n_test: int, gamma, sigma,
+def make_data(key, *, family: Family | str, n: int, p: int, n_test: int, gamma, sigma,
               design: str = "gaussian", spectrum=None, theta=None) -> Data:
     """Draw one data set; every random bit derives from `key`.
 
@@ -103,7 +103,9 @@ def make_data(key, *, family: str, n: int, p: int, n_test: int, gamma, sigma,
     beta*_j = gamma sqrt(theta_j) N(0, 1). With key split in four (X, X0, beta*, y), the draws
     of X, X0 and beta* are `flat_draw`s (the same numbers as drawn in their shapes), so only the
     response sampling is compiled per shape; the student_t design is drawn in its shape.
+    `family`: a `Family` or its name.
     """
+    family = get_family(family)
     if design not in FLAT_DRAWS:
         return _make_data_in_shape(key, family=family, n=n, p=p, n_test=n_test, gamma=gamma, sigma=sigma,
                                    design=design, spectrum=spectrum, theta=theta)
@@ -114,7 +116,7 @@ def make_data(key, *, family: str, n: int, p: int, n_test: int, gamma, sigma,
 
 
 @partial(jax.jit, static_argnames=("family", "n", "p", "n_test", "design"))
-def _make_data_in_shape(key, *, family: str, n: int, p: int, n_test: int, gamma, sigma,
+def _make_data_in_shape(key, *, family: Family, n: int, p: int, n_test: int, gamma, sigma,
                         design: str = "gaussian", spectrum=None, theta=None) -> Data:
     """`make_data` with every draw in its own shape (one program per shape)."""
     k_x, k_x0, k_beta, k_y = jax.random.split(key, 4)
@@ -124,5 +126,5 @@ def _make_data_in_shape(key, *, family: str, n: int, p: int, n_test: int, gamma,
     beta_star = gamma * jax.random.normal(k_beta, (p,), dtype=jnp.float64)
     if theta is not None:
         beta_star = beta_star * jnp.sqrt(jnp.asarray(theta))
-    y = get_family(family).sample(k_y, X @ beta_star, sigma)
+    y = family.sample(k_y, X @ beta_star, sigma)
     return Data(X, y, X0, beta_star)

@@ -21,7 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from theory.errors import EstimatorDoesNotExistError, NotConvergedError
-from theory.families import get_family
+from theory.families import Family, get_family
 from theory.solvers import STATUS_TEXT, Status, damped_newton_minimize
 
 from .tiers import tiered_jit
@@ -48,10 +48,10 @@ class Fit(NamedTuple):
     status: jax.Array     # OK or one of the failure codes above
 
 
-def objective(family, X, y, beta, lam, weights=None, offset=None):
+def objective(family: Family, X, y, beta, lam, weights=None, offset=None):
     """F(beta) = sum_i v_i l(y_i, x_i^T beta + o_i) + (lam/2) ||beta||^2 (sample weights v_i, default 1;
     offsets o_i, default none)."""
-    loss = get_family(family).loss(y, _linear(X, beta, offset))
+    loss = family.loss(y, _linear(X, beta, offset))
     return jnp.sum(loss if weights is None else weights * loss) + 0.5 * lam * beta @ beta
 
 
@@ -61,7 +61,7 @@ def _linear(X, beta, offset):
 
 
 @tiered_jit(static_argnames=("family", "max_iter"))
-def newton_fit(X, y, lam, *, family: str, tol=1e-10, max_iter: int = 100, beta0=None,
+def newton_fit(X, y, lam, *, family: Family | str, tol=1e-10, max_iter: int = 100, beta0=None,
                weights=None, grad_scale=None, offset=None) -> Fit:
     """Minimize F by damped Newton from `beta0` (default 0); see the module docstring.
 
@@ -69,6 +69,7 @@ def newton_fit(X, y, lam, *, family: str, tol=1e-10, max_iter: int = 100, beta0=
     convergence is ||grad F|| <= tol * grad_scale (default ||grad F(0)||). `offset` (n,) adds a
     fixed o_i to every linear predictor, eta = X beta + o (a GLM with an offset; the returned eta
     includes it); None (default) is the plain model, computed exactly as without the argument.
+    `family`: a `Family` or its name (resolved when the program is traced).
     """
     fam = get_family(family)
     n, p = X.shape
@@ -79,7 +80,7 @@ def newton_fit(X, y, lam, *, family: str, tol=1e-10, max_iter: int = 100, beta0=
         grad_scale = jnp.linalg.norm(X.T @ (v * fam.grad(y, _linear(X, jnp.zeros(p, X.dtype), offset))))
 
     def F(beta):
-        return objective(family, X, y, beta, lam, v, offset)
+        return objective(fam, X, y, beta, lam, v, offset)
 
     def gradient(beta):
         return X.T @ (v * fam.grad(y, _linear(X, beta, offset))) + lam * beta
@@ -98,7 +99,7 @@ def newton_fit(X, y, lam, *, family: str, tol=1e-10, max_iter: int = 100, beta0=
     return Fit(beta, eta, g, w, X.T @ (v * g) + lam * beta, it, rel, status)
 
 
-def check_fit(fit: Fit, X, y, lam, family: str, what: str = "the ridge GLM fit") -> Fit:
+def check_fit(fit: Fit, X, y, lam, family: Family | str, what: str = "the ridge GLM fit") -> Fit:
     """Raise the named error matching `fit.status` (host side); return `fit` when it is OK."""
     if lam == 0.0:
         # Without a ridge the gradient also vanishes along a diverging path (separable data), so
@@ -114,7 +115,7 @@ def check_fit(fit: Fit, X, y, lam, family: str, what: str = "the ridge GLM fit")
         f"(relative gradient {float(fit.rel_grad):.2e}); try a larger lam or a smaller gamma.")
 
 
-def no_minimizer_reason(X: np.ndarray, y: np.ndarray, family) -> str | None:
+def no_minimizer_reason(X: np.ndarray, y: np.ndarray, family: Family | str) -> str | None:
     """Why the unregularized (lam = 0) problem has no unique minimizer, or None if it has one.
 
     n < p or rank-deficient X: not unique. A binary family (logistic, probit): the classes are

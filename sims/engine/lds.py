@@ -20,6 +20,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from theory.errors import NotConvergedError
+from theory.families import Family
 
 from .fit import OK, newton_fit
 from .metrics import average_ranks, pearson
@@ -36,7 +37,7 @@ def subset_masks(key, n: int, n_subsets: int, fraction: float = 0.5):
 
 
 @partial(jax.jit, static_argnames=("family",))
-def _refit_outputs(masks, X, y, X0, lam, beta0, tol, *, family: str):
+def _refit_outputs(masks, X, y, X0, lam, beta0, tol, *, family: Family):
     def one(mask):
         fit = newton_fit(X, y, lam, family=family, tol=tol, beta0=beta0, weights=mask)
         return X0 @ fit.beta, fit.status
@@ -44,7 +45,7 @@ def _refit_outputs(masks, X, y, X0, lam, beta0, tol, *, family: str):
     return jax.vmap(one)(masks)
 
 
-def subset_outputs(key, X, y, X0, lam, beta_hat, *, family: str, n_subsets: int,
+def subset_outputs(key, X, y, X0, lam, beta_hat, *, family: Family, n_subsets: int,
                    fraction: float = 0.5, tol: float = 1e-10):
     """(masks (J, n), actual outputs (T, J)) of refits on random subsets. Beyond SUBSET_CHUNK
     subsets the last chunk is padded with copies of its last mask, so that every chunk runs one

@@ -94,7 +94,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from theory.errors import NotConvergedError
-from theory.families import get_family
+from theory.families import Family, get_family
 
 from .fit import OK, Fit, newton_fit
 from .tiers import tiered_jit
@@ -172,11 +172,10 @@ def _lane_points(fresh, new_idx, idx, running, k, k0, X, XA, X0A, g, w) -> _Poin
 
 @tiered_jit(static_argnames=("family", "track"))
 def _chord_step(lanes: _Lanes, fresh, new_idx, X, y, eta, g, w, A, XA, X0A, r0, lam, row, lam_beta, *,
-                family: str, track: bool):
+                family: Family, track: bool):
     """One chord step in every lane; lanes with `fresh` start point `new_idx` with the Newton
     step. Returns the new state, ||G|| and the rounding floor of G per lane (module docstring);
     row = (||x_j||), lam_beta = lam ||beta_hat||."""
-    fam = get_family(family)
     n = X.shape[0]
     fresh_ = fresh[:, None]
     i, xi, ai, XAZ, X0AZ, k, k0, gi, hi, one_minus_wh, coef = _lane_points(
@@ -189,7 +188,7 @@ def _chord_step(lanes: _Lanes, fresh, new_idx, X, y, eta, g, w, A, XA, X0A, r0, 
     e = jnp.where(fresh_, -(u + first * k), lanes.e - XAZ - coef * aG * k)
     f = jnp.where(fresh_, -(u0 + first * k0), lanes.f - X0AZ - coef * aG * k0)
     keep = jnp.arange(n)[None, :] != i[:, None]
-    nu = jnp.where(keep, fam.grad(y, eta + e) - g - w * e, 0.0)       # (B, n)
+    nu = jnp.where(keep, family.grad(y, eta + e) - g - w * e, 0.0)       # (B, n)
     if track:     # Delta itself, and G from its definition: robust to the error of A
         delta1 = -(A @ r0 - ai * gi[:, None] + coef * ai * (ui - (hi * gi)[:, None]))
         step = lanes.G @ A + coef * aG * ai                                      # H_{-i}^{-1} G
@@ -225,10 +224,10 @@ def _empty_jlanes(B, n, p, T, dtype) -> _JLanes:
                    np.zeros(B, np.int32), z(B))
 
 
-def _jacobi_correction(fam, y, eta, w, keep, lev, coef, k, T, nuT, nu0):
+def _jacobi_correction(family: Family, y, eta, w, keep, lev, coef, k, T, nuT, nu0):
     """N D (nu(T) - nu) / (1 + N D), with N = nu'(T) and D = diag(X H_{-i}^{-1} X^T) = lev + coef k^2
     (0 at j = i): the Jacobi step is nu <- nu(T) - this; a plain (chord) step takes nu(T)."""
-    ND = jnp.where(keep, (fam.hess(y, eta + T) - w) * (lev + coef * k * k), 0.0)
+    ND = jnp.where(keep, (family.hess(y, eta + T) - w) * (lev + coef * k * k), 0.0)
     return ND * (nuT - nu0) / (1.0 + ND)
 
 
@@ -249,11 +248,10 @@ def _newton_image(i, k, u, g, w):
 
 
 @tiered_jit(static_argnames=("family", "steps"))
-def _warm_start(idx, X, y, eta, g, w, XA, X0A, X32, XA32, u, lev, *, family: str, steps: int) -> _JLanes:
+def _warm_start(idx, X, y, eta, g, w, XA, X0A, X32, XA32, u, lev, *, family: Family, steps: int) -> _JLanes:
     """Lane state of points `idx` for `_jacobi_step`: k_i = X A x_i and k0_i = X_0 A x_i, and the
     first `steps` Jacobi steps from nu = 0, their products in float32 except the last X^T nu (module
     docstring, "Mixed precision"); no step is checked. u = X A r0. steps = 0: nu = 0, v = 0."""
-    fam = get_family(family)
     n = X.shape[0]
     B = idx.shape[0]
     ai = XA[idx]
@@ -266,8 +264,8 @@ def _warm_start(idx, X, y, eta, g, w, XA, X0A, X32, XA32, u, lev, *, family: str
     v = jnp.zeros((B, X.shape[1]), X.dtype)
     for t in range(steps):
         T = base if t == 0 else base - (_product32(v, XA32.T) + coef * jnp.sum(ai * v, axis=1)[:, None] * k)
-        nuT = jnp.where(keep, fam.grad(y, eta + T) - g - w * T, 0.0)
-        nu = nuT - _jacobi_correction(fam, y, eta, w, keep, lev, coef, k, T, nuT, nu)
+        nuT = jnp.where(keep, family.grad(y, eta + T) - g - w * T, 0.0)
+        nu = nuT - _jacobi_correction(family, y, eta, w, keep, lev, coef, k, T, nuT, nu)
         v = nu @ X if t == steps - 1 else _product32(nu, X32)
     return _JLanes(idx.astype(jnp.int32), nu, v, jnp.zeros((B, X0A.shape[0]), X.dtype), k, k0,
                    jnp.full(B, steps, jnp.int32), jnp.zeros(B, X.dtype))
@@ -288,7 +286,7 @@ _admit = tiered_jit(_take)
 
 @tiered_jit(static_argnames=("family", "last", "low"))
 def _jacobi_step(lanes: _JLanes, take, pos, warm: _JLanes, X, y, eta, g, w, XA, X0A, u, u0, lev, tol_s, row, m0,
-                 lam_beta, X32, c32, *, family: str, last: int, low: bool):
+                 lam_beta, X32, c32, *, family: Family, last: int, low: bool):
     """One step in every lane of the iteration with a diagonal (Jacobi) correction (module
     docstring), after the lanes where `take` start point `pos` of `warm` (see `_warm_start`).
     Returns the new state, the gradient norm (exact where `checked`, else its prediction), the
@@ -298,7 +296,6 @@ def _jacobi_step(lanes: _JLanes, take, pos, warm: _JLanes, X, y, eta, g, w, XA, 
     (B, n) arrays), lam_beta = lam ||beta_hat||. `low`: the product X^T (nu - nu_prev) runs in
     float32 (X32 = X in float32) and the gradient norm is the bound ||r|| + vb (module docstring,
     "Mixed precision"), with c32 the constant of `_float32_error`; else X^T nu in float64."""
-    fam = get_family(family)
     n = X.shape[0]
     lanes = _take(lanes, take, pos, warm)
     i, k, k0, nu0, v0 = lanes.idx, lanes.k, lanes.k0, lanes.nu, lanes.v
@@ -308,7 +305,7 @@ def _jacobi_step(lanes: _JLanes, take, pos, warm: _JLanes, X, y, eta, g, w, XA, 
     T = -(u + first * k) - (v0 @ XA.T + coef * av * k)
     fT = -(u0 + first * k0) - (v0 @ X0A.T + coef * av * k0)
     keep = jnp.arange(n)[None, :] != i[:, None]
-    nuT = jnp.where(keep, fam.grad(y, eta + T) - g - w * T, 0.0)
+    nuT = jnp.where(keep, family.grad(y, eta + T) - g - w * T, 0.0)
     # rounding floor of the gradient, and the predicted ||G(T)|| = ||X^T (nu(T) - nu(e))||
     m2 = jnp.sum(m0 * m0) - m0[i] ** 2
     floor = ROUNDING_FACTOR * jnp.finfo(X.dtype).eps * (jnp.sqrt(jnp.maximum(m2, 0.0)) + row[i] * jnp.abs(g[i])
@@ -316,7 +313,7 @@ def _jacobi_step(lanes: _JLanes, take, pos, warm: _JLanes, X, y, eta, g, w, XA, 
     pred = jnp.linalg.norm((nuT - nu0) * row, axis=1)
     it = lanes.it + 1
     plain = (pred <= jnp.maximum(tol_s[i], floor)) | (it >= last) | ~jnp.isfinite(pred)
-    nu = nuT - jnp.where(plain[:, None], 0.0, _jacobi_correction(fam, y, eta, w, keep, lev, coef, k, T, nuT, nu0))
+    nu = nuT - jnp.where(plain[:, None], 0.0, _jacobi_correction(family, y, eta, w, keep, lev, coef, k, T, nuT, nu0))
     def exact():  # v = X^T nu in float64; ||v - v0|| is the gradient at T = X Delta_T (for any v0)
         v = nu @ X
         return v, jnp.zeros_like(lanes.vb), jnp.linalg.norm(v - v0, axis=1)
@@ -368,7 +365,7 @@ def _inverse_error(X, w, lam, A, Z):
 
 
 @tiered_jit(static_argnames=("family", "max_iter"))
-def _loo_newton(idx, X, y, X0, beta, target, lam, tol, offset=None, *, family: str, max_iter: int):
+def _loo_newton(idx, X, y, X0, beta, target, lam, tol, offset=None, *, family: Family, max_iter: int):
     """Refit without point i by damped Newton from beta_hat, for each i in idx (the fallback),
     to ||grad|| <= target_i. Returns (X_0 (beta_hat - beta_{-i}), steps, ||grad|| / target_i)."""
 
@@ -456,7 +453,7 @@ def _probes(p: int) -> np.ndarray:
     return np.random.default_rng(0).standard_normal((p, 3)) / np.sqrt(p)
 
 
-def _f32_steps(family: str, jacobi: bool, chord_iters: int, tol: float, requested: int | None) -> int:
+def _f32_steps(family: Family, jacobi: bool, chord_iters: int, tol: float, requested: int | None) -> int:
     """Steps with float32 products: `requested`, or by default about one per factor 10^2.5 of the
     tolerance, at most F32_STEPS (4 at the default 1e-10; float32 stalls near a relative gradient of
     1e-9, after which float64 steps must go on); none for the plain chord iteration, for quadratic
@@ -464,7 +461,7 @@ def _f32_steps(family: str, jacobi: bool, chord_iters: int, tol: float, requeste
     if requested is not None and int(requested) < 0:
         raise ValueError(f"f32_steps must be >= 0, got {requested}.")
     steps = int(np.clip(round(-np.log10(tol) / 2.5), 1, F32_STEPS)) if requested is None else int(requested)
-    if not jacobi or get_family(family).quadratic or chord_iters < steps + 2:
+    if not jacobi or family.quadratic or chord_iters < steps + 2:
         return 0
     return steps
 
@@ -512,7 +509,7 @@ def gradient_scales(X, g) -> tuple[np.ndarray, np.ndarray]:
     return row * np.abs(g) + 1e-4 * np.sqrt(np.mean(g * g)) + 1e-300, row
 
 
-def exact_loo(family: str, X, y, X0, fit: Fit, A, lam, *, XA=None, tol: float = 1e-10,
+def exact_loo(family: Family | str, X, y, X0, fit: Fit, A, lam, *, XA=None, tol: float = 1e-10,
               chord_iters: int = 30, newton_iters: int = 100, chunk_size: int | None = None,
               memory_budget: int = DEFAULT_MEMORY_BUDGET, track: bool | None = None,
               progress=None, offset=None, jacobi: bool = True, f32_steps: int | None = None,
@@ -530,8 +527,9 @@ def exact_loo(family: str, X, y, X0, fit: Fit, A, lam, *, XA=None, tol: float = 
     precision"); None chooses (`_f32_steps`: 4 at tol 1e-10 for non-quadratic families when the
     Jacobi iteration runs, else 0), 0 keeps every product in float64. `points` (indices): leave
     out only these training points (the other columns of the result stay NaN); None: every point.
+    `family`: a `Family` or its name.
     """
-    family = get_family(family).name
+    family = get_family(family)
     n, p = X.shape
     T = X0.shape[0]
     XA = X @ A if XA is None else XA

@@ -18,6 +18,7 @@ import numpy as np
 from theory.covariance import alignment as cov_alignment
 from theory.covariance import spectrum as cov_spectrum
 from theory.errors import InvalidParameterError, NotConvergedError
+from theory.families import get_family
 from theory.numerics import enable_float64
 from theory.params import (MODEL_PARAMS, ModelParams, check_bool, check_choice, check_int, check_real,
                            declared_signature, validate_model)
@@ -186,7 +187,7 @@ def run_replicate(sp: SimParams, rep: int, *, keep_influence: bool = False,
     if m.covariance != "isotropic":
         spectrum = cov_spectrum(m.covariance, sp.p, m.cov_param)
         theta = cov_alignment(spectrum, m.alignment)
-    data = make_data(k_data, family=m.family, n=sp.n, p=sp.p, n_test=sp.n_test,
+    data = make_data(k_data, family=get_family(m.family), n=sp.n, p=sp.p, n_test=sp.n_test,
                      gamma=m.gamma, sigma=m.sigma, design=sp.design, spectrum=spectrum, theta=theta)
     result = analyze(sp, data, k_proj, keep_influence=keep_influence, progress=progress)
     result.diagnostics["wall_time_s"] = time.perf_counter() - t0
@@ -204,13 +205,14 @@ def analyze(sp: SimParams, data: Data, k_proj, *, keep_influence: bool = False,
             progress=None) -> ReplicateResult:
     """Fit, exact LOO, estimators and metrics for one data set (synthetic or real)."""
     m = sp.model
+    family = get_family(m.family)
     t0 = time.perf_counter()
-    fit = newton_fit(data.X, data.y, m.lam, family=m.family, tol=min(sp.tol, 1e-10))
-    check_fit(fit, data.X, data.y, m.lam, m.family)
+    fit = newton_fit(data.X, data.y, m.lam, family=family, tol=min(sp.tol, 1e-10))
+    check_fit(fit, data.X, data.y, m.lam, family)
     A, XA, finite = _inverse_and_product(data.X, fit.w, m.lam)
     if not bool(finite):
         raise NotConvergedError("the Hessian at the fitted coefficients is numerically singular; use lam > 0.")
-    loo = exact_loo(m.family, data.X, data.y, data.X0, fit, A, m.lam, XA=XA, tol=sp.tol,
+    loo = exact_loo(family, data.X, data.y, data.X0, fit, A, m.lam, XA=XA, tol=sp.tol,
                     memory_budget=sp.memory_budget, progress=progress)
     if sp.n < sp.p and m.lam > 0:      # the kernel form is exact near interpolation
         IF, NS, h = if_ns_influence_kernel(data.X, data.X0, fit.g, fit.w, m.lam)
@@ -229,7 +231,7 @@ def analyze(sp: SimParams, data: Data, k_proj, *, keep_influence: bool = False,
     metrics = {}
     if sp.lds_subsets:
         masks, outputs = subset_outputs(jax.random.fold_in(k_proj, 7), data.X, data.y, data.X0, m.lam,
-                                        fit.beta, family=m.family, n_subsets=sp.lds_subsets,
+                                        fit.beta, family=family, n_subsets=sp.lds_subsets,
                                         fraction=sp.lds_alpha, tol=min(sp.tol, 1e-10))
         names = ("loo",) + names
     for name in names:
