@@ -30,6 +30,7 @@ import numpy as np
 
 from theory.numerics import enable_float64
 from theory.errors import InvalidParameterError, TrakSimError
+from theory.families import get_family
 
 from ..engine.estimators import SKETCHED as TRAK_ESTIMATORS    # every sketched estimator of the registry
 from ..engine.fit import Fit, check_fit, newton_fit
@@ -41,6 +42,8 @@ from .estimators import hessian_estimators, inverse, trak_estimators
 from .loo import network_loo, refit_point
 from .model import Shapes, distinct_units, features, init_params, logistic_parts, make_model
 from .train import dense_hessian, train
+
+FAMILY = get_family("logistic")      # the linearized network: a logistic GLM in the after-kernel features
 
 FIXED_ESTIMATORS = ("if_exact", "ns_exact", "if_gn", "ns_gn", "newton_step")
 PLUG_IN_LAM = 0.1
@@ -112,8 +115,8 @@ def after_kernel_summary(shapes, theta, X_all, y_all):
     N, p = Phi_all.shape
     c2 = float(np.mean(np.sum(Phi_all**2, axis=1)))
     Xt = Phi_all / math.sqrt(c2)
-    fit = check_fit(newton_fit(jnp.asarray(Xt), jnp.asarray(y_all), PLUG_IN_LAM, family="logistic"), Xt, y_all,
-                    PLUG_IN_LAM, "logistic", what="the plug-in fit of the after-kernel")
+    fit = check_fit(newton_fit(jnp.asarray(Xt), jnp.asarray(y_all), PLUG_IN_LAM, family=FAMILY), Xt, y_all,
+                    PLUG_IN_LAM, FAMILY, what="the plug-in fit of the after-kernel")
     s, align, gamma = plug_in_summary(Xt, fit.beta)
     return c2, s, align, gamma
 
@@ -191,7 +194,7 @@ def run_network(dataset: str = "digits", *, hidden: int = 6, n_train: int = 200,
     t2 = time.perf_counter()
     offset = net_.offset
     fit = Fit(theta, f, g, w, Phi.T @ g + lam * theta, jnp.asarray(0), jnp.asarray(0.0), jnp.asarray(0, jnp.int32))
-    lin = exact_loo("logistic", Phi, y, Phi0, fit, A_gn, lam, tol=tol, offset=offset)
+    lin = exact_loo(FAMILY, Phi, y, Phi0, fit, A_gn, lam, tol=tol, offset=offset)
     times["linearized_loo_s"] = time.perf_counter() - t2
 
     t3 = time.perf_counter()
@@ -294,7 +297,7 @@ def _theory(summary, delta, kappa, lam, lam_trak, n_proj):
 
     spec, align, gamma, c2 = summary
     try:
-        pred = predict_spectrum(spec, align, family="logistic", delta=delta, kappa=kappa, lam=lam / c2,
+        pred = predict_spectrum(spec, align, family=FAMILY, delta=delta, kappa=kappa, lam=lam / c2,
                                 lam_trak=lam_trak / c2, gamma=gamma, n_proj=n_proj)
     except TrakSimError as e:
         return {"error": str(e)}

@@ -17,6 +17,7 @@ import jax
 import numpy as np
 
 from theory.errors import InvalidParameterError, NotConvergedError
+from theory.families import Family, get_family
 from theory.numerics import enable_float64
 
 TRUTHS = ("loo", "ns")
@@ -31,18 +32,19 @@ class FitTruth(NamedTuple):
     influence: dict          # "if", "ns" and, when computed, "loo"
 
 
-def fit_and_truth(X, y, X0, *, family: str, lam: float, truth: str = "loo", tol: float = 1e-10,
+def fit_and_truth(X, y, X0, *, family: Family | str, lam: float, truth: str = "loo", tol: float = 1e-10,
                   offset=None, progress=None) -> FitTruth:
     """Fit the ridge GLM (damped Newton, `sims.engine.fit`), then IF and NS exactly and, with
     truth = "loo", exact leave-one-out for every training point (`sims.engine.loo.exact_loo`,
     agreeing with refits to 1e-8). `offset` (n,): a GLM with eta = X beta + offset (the linearized
-    network). `progress(count)` is called as LOO points finish."""
+    network). `progress(count)` is called as LOO points finish. `family`: a `Family` or its name."""
     from ..engine.estimators import if_ns_influence, if_ns_influence_kernel
     from ..engine.fit import check_fit, newton_fit
     from ..engine.loo import exact_loo
     from ..engine.simulate import _inverse_and_product
 
     enable_float64()
+    family = get_family(family)
     if truth not in TRUTHS:
         raise InvalidParameterError(f"truth must be one of {', '.join(TRUTHS)}, got {truth!r}.")
     if not lam > 0:
@@ -205,12 +207,10 @@ def validate_case(case: Case, *, ks=None, lam_traks=None, n_projs=(1, 4, 16), re
 
 
 # ------------------------------------------------------------------------------ universality
-def gaussian_twin(X, X0, beta, *, family: str, sigma: float, key):
+def gaussian_twin(X, X0, beta, *, family: Family, sigma: float, key):
     """A Gaussian design with the second moments of the real rows and the same truth: rows of X
     and X0 iid N(0, X^T X / n) (drawn with jax.random from `key`), labels from the family at the
     signal x^T beta (sigma for the gaussian family)."""
-    from theory.families import get_family
-
     n, p = X.shape
     G = np.asarray(X, float).T @ np.asarray(X, float) / n
     s, U = np.linalg.eigh(G)
@@ -218,7 +218,7 @@ def gaussian_twin(X, X0, beta, *, family: str, sigma: float, key):
     k_x, k_x0, k_y = jax.random.split(key, 3)
     Xg = np.asarray(jax.random.normal(k_x, (n, p), dtype=np.float64)) @ root
     X0g = np.asarray(jax.random.normal(k_x0, (X0.shape[0], p), dtype=np.float64)) @ root
-    yg = np.asarray(get_family(family).sample(k_y, jax.device_put(Xg @ beta), sigma), dtype=np.float64)
+    yg = np.asarray(family.sample(k_y, jax.device_put(Xg @ beta), sigma), dtype=np.float64)
     return Xg, yg, X0g
 
 
@@ -244,23 +244,24 @@ def universality_study(name: str, *, n_test: int = 30, lam: float = 0.1, lam_tra
     case = dataset_case(name, n_test=n_test, seed=seed, lam=lam)
     X, y, X0 = case.X, case.y, case.X0
     n, p = X.shape
-    ft = fit_and_truth(X, y, X0, family=case.family, lam=lam)
+    family = get_family(case.family)
+    ft = fit_and_truth(X, y, X0, family=family, lam=lam)
     model = ConditionalModel(X, ft.g, X0, ft.influence["loo"])
     top = model.rank - 1 if lam_trak == 0 else p
     ks_theory = sorted({int(round(v)) for v in np.geomspace(2, top, 24)}) if ks_theory is None else list(ks_theory)
     ks_mc = sorted({int(round(v)) for v in np.geomspace(3, top, 5)}) if ks_mc is None else list(ks_mc)
     spec = feature_spectrum(X, method="exact")
-    sm = suite_summary(X, y, case.family, spec, ft.beta)
+    sm = suite_summary(X, y, family, spec, ft.beta)
     gauss = predict_curve("kappa", [k / p for k in ks_theory], spectrum=sm["s"], theta=sm["theta"],
-                          family=case.family, delta=n / p, lam=lam / sm["c2"], lam_trak=lam_trak / sm["c2"],
+                          family=family, delta=n / p, lam=lam / sm["c2"], lam_trak=lam_trak / sm["c2"],
                           gamma=sm["gamma"], sigma=sm["sigma"])["estimators"]["trak"]["spearman"]
     cond = [model.predict(k, lam_trak, 1, estimators=["trak"], seed=seed)["estimators"]["trak"]["spearman"]["mean"]
             for k in ks_theory]
     real = [sketch_monte_carlo(X, X0, ft.g, ft.w, ft.influence["loo"], k=k, lam_trak=lam_trak, reps=reps,
                                seed=seed)["trak"]["spearman"] for k in ks_mc]
-    Xg, yg, X0g = gaussian_twin(X, X0, ft.beta, family=case.family, sigma=sm["sigma"],
+    Xg, yg, X0g = gaussian_twin(X, X0, ft.beta, family=family, sigma=sm["sigma"],
                                 key=jax.random.PRNGKey(seed + 1))
-    tg = fit_and_truth(Xg, yg, X0g, family=case.family, lam=lam)
+    tg = fit_and_truth(Xg, yg, X0g, family=family, lam=lam)
     twin_model = ConditionalModel(Xg, tg.g, X0g, tg.influence["loo"])
     twin = [sketch_monte_carlo(Xg, X0g, tg.g, tg.w, tg.influence["loo"], k=k, lam_trak=lam_trak, reps=reps,
                                seed=seed)["trak"]["spearman"] for k in ks_mc]

@@ -33,6 +33,7 @@ import numpy as np
 
 from theory.covariance import power_tail
 from theory.errors import InvalidParameterError
+from theory.families import Family, get_family
 from theory.solvers import Status, check_status, conjugate_gradient, damped_newton_minimize, host_while_loop
 
 EXACT_MAX = 2000            # exact eigendecomposition when min(n, p) <= this
@@ -103,15 +104,13 @@ def row_blocks(X, block_bytes: int = BLOCK_BYTES):
         yield i, np.asarray(X[i:i + rows], dtype=np.float64)
 
 
-def check_features(X, y, family: str):
+def check_features(X, y, family: Family | str):
     """Validate (X, y) for `family`; return X (untouched: memory maps stay mapped) and y (float64).
 
     One-sentence InvalidParameterError for: a family outside FAMILIES, non-numeric arrays, X not
     2-D or y not 1-D, len(y) != n, n or p < 2, non-finite values, labels outside the family's
     support (`Family.label_problem`: {0, 1} for the binary families, non-negative integers for
     poisson)."""
-    from theory.families import get_family
-
     fam = get_family(family)
     for name, a in (("features X", X), ("labels y", y)):
         if not isinstance(a, np.ndarray) or a.dtype.kind not in "biuf":
@@ -253,7 +252,7 @@ def rmatvec_many(X, U):
 
 
 # -------------------------------------------------------------------------------------- fit
-def fit_glm(X, y, family: str, lam: float, spec: Spectrum, *, tol: float | None = None,
+def fit_glm(X, y, family: Family | str, lam: float, spec: Spectrum, *, tol: float | None = None,
             max_iter: int = 60, beta0=None):
     """Ridge GLM on the host (user scale): the damped Newton of `theory.solvers.damped_newton_minimize`
     with every product with X over row blocks, each Newton system (X^T W X + lam I) d = grad solved
@@ -263,9 +262,8 @@ def fit_glm(X, y, family: str, lam: float, spec: Spectrum, *, tol: float | None 
     lambda_rest the largest eigenvalue not in V; exact for the gaussian family). Stops at
     rel <= tol (1e-9, 1e-6 for float32 features); a stop by the line search or the cap at rel <= 1e-4
     (the rounding floor of float32 products) is accepted. Returns
-    (beta, {"newton_steps", "cg_steps", "rel_grad"}); raises NotConvergedError otherwise."""
-    from theory.families import get_family
-
+    (beta, {"newton_steps", "cg_steps", "rel_grad"}); raises NotConvergedError otherwise.
+    `family`: a `Family` or its name."""
     fam = get_family(family)
     if tol is None:
         tol = 1e-6 if X.dtype == np.float32 else 1e-9
@@ -310,7 +308,7 @@ def fit_glm(X, y, family: str, lam: float, spec: Spectrum, *, tol: float | None 
     beta, status = np.asarray(beta), Status(int(status))
     rel = float(np.linalg.norm(gradient(beta))) / g0 if g0 > 0 else 0.0
     if not (status in (Status.LINE_SEARCH, Status.MAX_STEPS) and rel <= 1e-4):
-        check_status(status, f"the {family} ridge fit", f"at relative gradient {rel:.2g} after {int(it)} Newton steps",
+        check_status(status, f"the {fam.name} ridge fit", f"at relative gradient {rel:.2g} after {int(it)} Newton steps",
                      "increase lam")
     return beta, {"newton_steps": int(it), "cg_steps": cg_total[0], "rel_grad": rel}
 
@@ -349,8 +347,9 @@ def plug_in_summary(X, beta):
     return s, b**2 / gamma2, float(np.sqrt(gamma2))
 
 
-def suite_summary(X, y, family: str, spec: Spectrum, beta) -> dict:
-    """Spectrum s (mean 1), alignment theta, gamma, sigma and scale c^2 in suite units."""
+def suite_summary(X, y, family: Family | str, spec: Spectrum, beta) -> dict:
+    """Spectrum s (mean 1), alignment theta, gamma, sigma and scale c^2 in suite units (`family`: a
+    `Family` or its name)."""
     n, p = X.shape
     c2 = spec.trace / n
     s = p * spec.eig / spec.trace
@@ -367,7 +366,5 @@ def suite_summary(X, y, family: str, spec: Spectrum, beta) -> dict:
     if r < p and tail_mass > 0:
         theta[r:] = np.where(spec.eig[r:] > 0, c2 * max(gamma2 - covered, 0.0) / tail_mass * n / gamma2, 0.0)
     theta = theta / np.mean(s * theta)
-    from theory.families import get_family
-
     sigma = float(np.sqrt(np.mean((y - eta) ** 2))) if get_family(family).uses_sigma else 0.0
     return dict(s=s, theta=theta, gamma=float(np.sqrt(gamma2)), sigma=sigma, c2=float(c2))

@@ -80,11 +80,12 @@ def _load(name: str, plug_in_lam: float) -> RealData:
     Z = (Z - Z.mean(axis=0)) / Z.std(axis=0)
     N, p = Z.shape
     X = Z / np.sqrt(p)
+    fam = get_family(family)
     fit = check_fit(newton_fit(jax.device_put(X), jax.device_put(y), plug_in_lam,
-                               family=family), X, y, plug_in_lam, family)
+                               family=fam), X, y, plug_in_lam, fam)
     beta = np.asarray(fit.beta)
     s, theta, gamma = plug_in_summary(X, beta)
-    sigma = float(np.sqrt(np.mean((y - X @ beta) ** 2))) if get_family(family).uses_sigma else 0.0
+    sigma = float(np.sqrt(np.mean((y - X @ beta) ** 2))) if fam.uses_sigma else 0.0
     for a in (X, y, s, theta):
         a.setflags(write=False)                    # shared by every caller of the cached load
     return RealData(name, family, X, y, s, theta, gamma, sigma)
