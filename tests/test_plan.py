@@ -234,3 +234,34 @@ def test_randomized_spectrum_agrees_with_the_exact_one_where_the_tail_model_hold
     for rec in tp["recommendation"]:
         assert rec["beyond_tail_model"] == (rec["k"] is not None and rec["k"] > 12)
     assert any(rec["beyond_tail_model"] for rec in tp["recommendation"])       # M = 1 needs k ~ 20
+
+
+def test_recommend_finds_the_smallest_k_and_interpolates_within_the_tolerance():
+    """recommend: with rel_tol = 0 the smallest integer k reaching the target (checked by scanning
+    every k) on 100 smooth increasing curves; with rel_tol = 0.02 a k within 2% above it that reaches
+    the target, after fewer evaluations on average than bisection's 4.9 (measured 3.4)."""
+    from sims.runs.plan import recommend
+
+    rng = np.random.default_rng(0)
+    grid = sorted({int(round(v)) for v in np.geomspace(1, 5000, 20)})
+    evals = []
+    for _ in range(100):
+        a, b, target = rng.uniform(0.3, 3), rng.uniform(50, 3000), rng.uniform(0.05, 0.95)
+        curve = 1 - 1 / (1 + (np.arange(1, 5001) / b) ** a)
+        hit = np.flatnonzero(curve >= target)
+        k_star = int(hit[0]) + 1 if hit.size else None
+        calls = []
+
+        def value(k, M):
+            calls.append(k)
+            return float(curve[k - 1])
+
+        assert recommend(grid, [1], value, target)[0]["k"] == k_star
+        calls.clear()
+        rec = recommend(grid, [1], value, target, rel_tol=0.02)[0]
+        if k_star is None:
+            assert rec["k"] is None and not rec["reachable"]
+            continue
+        assert k_star <= rec["k"] <= 1.02 * k_star + 1 and rec["predicted"] >= target
+        evals.append(len(calls) - len(grid))
+    assert np.mean(evals) < 4.0

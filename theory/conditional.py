@@ -581,8 +581,8 @@ def sample_pairs(n: int, pairs: int, key) -> Pairs:
 PAIR_BLOCK = 32      # rows per block of `pair_products` (a 32 x (32 + J) product per block)
 
 
-def _banded_pair_products(A, B, pairs: Pairs) -> np.ndarray:
-    """(J, n): row q, position i holds A_perm[i] . B_perm[(i + q + 1) mod n], by blocks of PAIR_BLOCK
+def _banded_pair_products(A, B, pairs: Pairs, scale=None) -> np.ndarray:
+    """(J, n): row q, position i holds A_perm[i] diag(scale) B_perm[(i + q + 1) mod n]^T (scale default 1), by blocks of PAIR_BLOCK
     consecutive positions against the window of their partners (one small matrix product per block,
     ~3x faster than row-wise dot products)."""
     n, J = A.shape[0], len(pairs.shifts)
@@ -590,7 +590,8 @@ def _banded_pair_products(A, B, pairs: Pairs) -> np.ndarray:
     band = np.arange(PAIR_BLOCK)[:, None] + np.arange(J)[None, :]
     for i0 in range(0, n, PAIR_BLOCK):
         b = min(PAIR_BLOCK, n - i0)
-        blk = A[pairs.perm[i0:i0 + b]] @ B[pairs.perm[np.arange(i0 + 1, i0 + b + J) % n]].T     # b x (b + J - 1)
+        rows = A[pairs.perm[i0:i0 + b]]
+        blk = (rows if scale is None else rows * scale) @ B[pairs.perm[np.arange(i0 + 1, i0 + b + J) % n]].T  # b x (b+J-1)
         out[:, i0:i0 + b] = np.take_along_axis(blk, band[:b], axis=1).T
     return out
 
@@ -605,7 +606,7 @@ def pair_products(basis: Basis, kern: Sketch, pairs: Pairs, perp=None) -> tuple[
     """Q_ij = x_i^T R^2 x_j on the diagonal (n,, original order) and for the pairs (J, n): row q,
     position i holds Q between rows perm[i] and perm[(i + q + 1) mod n]. With a tail model,
     Q_ij adds rho2 x_i_perp . x_j_perp (`perp`, from `pair_perp_products` when given)."""
-    Qd = _banded_pair_products(basis.Xt * (kern.r * kern.r), basis.Xt, pairs)
+    Qd = _banded_pair_products(basis.Xt, basis.Xt, pairs, kern.r * kern.r)
     if basis.tail is not None:
         Qd += kern.rho2 * (pair_perp_products(basis, pairs) if perp is None else perp)
     return leverage(basis, kern, 2), Qd

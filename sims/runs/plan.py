@@ -85,17 +85,31 @@ def recommend(k_grid, n_proj, value, target: float, rel_tol: float = 0.0) -> lis
         rec = dict(n_proj=M, k=None, predicted=None, reachable=idx is not None, ceiling=ceil_v, ceiling_k=ceil_k)
         if idx is not None:
             hi, vhi = vals[idx]
-            lo = vals[idx - 1][0] if idx > 0 else 0
+            lo, vlo = vals[idx - 1] if idx > 0 else (0, None)
             while hi - lo > max(1, math.ceil(rel_tol * hi)):
-                mid = (lo + hi) // 2
+                mid = _next_k(lo, vlo, hi, vhi, target, rel_tol)
                 v = value(mid, M)
                 if v is not None and v >= target:
                     hi, vhi = mid, v
                 else:
-                    lo = mid
+                    lo, vlo = mid, v
             rec.update(k=hi, predicted=vhi)
         out.append(rec)
     return out
+
+
+def _next_k(lo: int, vlo, hi: int, vhi: float, target: float, rel_tol: float) -> int:
+    """The next k to evaluate inside the bracket (lo, hi) of the target: where the line through the
+    two ends in log k meets the target, moved half a tolerance towards the unknown side so that one
+    evaluation often closes the bracket, and kept at least a quarter of the bracket from each end
+    (the bracket shrinks geometrically, as bisection's); the midpoint when an end has no value.
+    Curves that are smooth in log k (the theory's) need two or three evaluations for 2%."""
+    if lo < 1 or vlo is None or not vhi > vlo:
+        return (lo + hi) // 2
+    t = (target - vlo) / (vhi - vlo)
+    guess = math.exp(math.log(lo) + t * (math.log(hi) - math.log(lo))) * (1.0 + 0.5 * rel_tol)
+    quarter = max(1, (hi - lo) // 4)
+    return int(min(max(round(guess), lo + quarter), hi - quarter))
 
 
 def attach_best_lam_trak(recommendation, best, target: float) -> None:

@@ -233,9 +233,9 @@ def plan_conditional(X, y, *, family: str, lam: float, lam_trak: float, target: 
     eta = Xtr @ beta
     g, w = np.asarray(fam.grad(ytr, eta), dtype=np.float64), np.asarray(fam.hess(ytr, eta), dtype=np.float64)
     factor = None
-    if path == "exact":
+    if p > n:              # the n-dimensional eigenbasis is the cheap coordinates
         IF, NS, _ = ridge_influences(basis, g, w, lam)
-    else:                  # no full eigenbasis: the Cholesky factor of H (and X H^{-1} for the LOO check)
+    else:                  # the Cholesky factor of H (and X H^{-1}, which the LOO check reuses)
         factor = ridge_influences_direct(Xtr, X0, g, w, lam, product=truth != "loo")
         IF, NS = factor.IF, factor.NS
     timings["fit_s"] = time.perf_counter() - t0
