@@ -194,6 +194,7 @@ def _plan_gaussian(X, y, *, family, lam, lam_trak, target, metric, n_proj, k_gri
                    scan_lam_trak) -> dict:
     """The Gaussian-design plan (the module docstring): every row fits, the truth is the plug-in model."""
     t_start = time.perf_counter()
+    fam = get_family(family)        # resolved once; the record keeps the name
     n, p = X.shape
     timings = {}
     t0 = time.perf_counter()
@@ -202,14 +203,14 @@ def _plan_gaussian(X, y, *, family, lam, lam_trak, target, metric, n_proj, k_gri
     t0 = time.perf_counter()
     fit_info = {"given": True}
     if beta is None:
-        beta, fit_info = fit_glm(X, y, family, lam, spec)
+        beta, fit_info = fit_glm(X, y, fam, lam, spec)
         fit_info["given"] = False
     timings["fit_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    sm = suite_summary(X, y, family, spec, beta)
+    sm = suite_summary(X, y, fam, spec, beta)
     c2, delta = sm["c2"], n / p
     lam_s, lam_t_s = lam / c2, lam_trak / c2
-    th = SketchScan(sm["s"], sm["theta"], family=family, delta=delta, lam=lam_s, gamma=sm["gamma"], sigma=sm["sigma"])
+    th = SketchScan(sm["s"], sm["theta"], family=fam, delta=delta, lam=lam_s, gamma=sm["gamma"], sigma=sm["sigma"])
     const = th.base["constants"]
     if k_grid is None:
         k_max = p if lam_t_s > 0 else min(p, th.rank - 1, n - 1)
