@@ -194,3 +194,34 @@ def test_figures_json_lists_what_was_written(tmp_path, monkeypatch, capsys):
     fig = out["figures"][0]
     assert fig["paths"] == [str(tmp_path / "fig_cli_dummy_quick.png")] and fig["wall_time_s"] >= 0
     assert out["wall_time_s"] >= fig["wall_time_s"]
+
+
+def test_parameters_reference_is_generated_from_the_declarations():
+    """docs/parameters.md is what `python -m sims.engine.params` writes from MODEL_PARAMS and
+    SIM_PARAMS, and every declared parameter is a keyword of predict / simulate and an option of the
+    CLI: the reference cannot drift from the code."""
+    import inspect
+    from pathlib import Path
+
+    import sims
+    import theory
+    from sims.engine.params import SIM_PARAMS, parameters_markdown
+    from theory.params import MODEL_PARAMS
+
+    doc = Path(__file__).resolve().parents[1] / "docs" / "parameters.md"
+    assert doc.read_text() == parameters_markdown(), \
+        "docs/parameters.md is stale: run .venv/bin/python -m sims.engine.params > docs/parameters.md"
+    predict_kw = inspect.signature(theory.predict).parameters
+    simulate_kw = inspect.signature(sims.simulate).parameters
+    for prm in MODEL_PARAMS:
+        assert predict_kw[prm.name].default == prm.default and simulate_kw[prm.name].default == prm.default
+    for prm in SIM_PARAMS:
+        assert simulate_kw[prm.name].default == prm.default
+    import argparse
+
+    from sims.cli import build_parser
+
+    commands = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)).choices
+    for command, params in (("predict", MODEL_PARAMS), ("simulate", MODEL_PARAMS + SIM_PARAMS)):
+        options = {o for a in commands[command]._actions for o in a.option_strings}
+        assert {prm.option for prm in params} <= options

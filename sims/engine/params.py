@@ -5,7 +5,7 @@ two lists (validation: `sims.engine.simulate.validate_sim`). A light module: the
 without importing the engine.
 """
 
-from theory.params import MODEL_KEYS, Param
+from theory.params import MODEL_KEYS, MODEL_PARAMS, Param
 
 DESIGNS = ("gaussian", "rademacher", "student_t")
 
@@ -25,3 +25,37 @@ SIM_PARAMS = (
 )
 SIM_KEYS = tuple(p.name for p in SIM_PARAMS)
 SWEEP_KEYS = ("family", "p") + MODEL_KEYS[1:] + SIM_KEYS[1:]
+
+
+def parameters_markdown() -> str:
+    """docs/parameters.md, generated from the two declarations (`python -m sims.engine.params`)."""
+    def table(params):
+        rows = ["| parameter (Python / CLI) | default | choices | meaning |", "|---|---|---|---|"]
+        for prm in params:
+            choices = ", ".join(map(str, prm.choices)) if prm.choices else ""
+            rows.append(f"| `{prm.name}` / `{prm.option}` | `{prm.default!r}` | {choices} | "
+                        f"{prm.help.replace('%%', '%')} |")
+        return "\n".join(rows)
+
+    return "\n".join([
+        "# Parameters",
+        "",
+        "Generated from `theory.params.MODEL_PARAMS` and `sims.engine.params.SIM_PARAMS` by",
+        "`.venv/bin/python -m sims.engine.params > docs/parameters.md` (a test checks it is current). The",
+        "same declarations give the keyword arguments of `theory.predict`, `theory.validate_model`,",
+        "`sims.simulate` and `sims.validate_sim`, the CLI options of `trak-sim predict` and `simulate`,",
+        "the sweep keys and the store's columns. Notation: docs/conventions.md.",
+        "",
+        "## The model (`theory.predict` and `sims.simulate`)",
+        "",
+        table(MODEL_PARAMS),
+        "",
+        "## The simulation (`sims.simulate` only)",
+        "",
+        table(SIM_PARAMS),
+        "",
+    ])
+
+
+if __name__ == "__main__":
+    print(parameters_markdown(), end="")
