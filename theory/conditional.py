@@ -67,6 +67,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
 from typing import NamedTuple
 
 import numpy as np
@@ -200,10 +201,11 @@ def ridge_influences(basis: Basis, g, w, lam: float):
     return IF, IF / (1.0 - w * h), h
 
 
-class RidgeFactor(NamedTuple):
+@dataclass(frozen=True)
+class RidgeFactor:
     """IF, NS (T x n) and leverages h (n,) of the ridge GLM computed in the feature coordinates
     (`ridge_influences_direct`), with the Cholesky factor C of H = X^T diag(w) X + lam I and, when
-    asked for, X H^{-1} (n x p)."""
+    asked for, X H^{-1} (n x p). C^-1 is computed once (p^3 / 3) for both H^{-1} and d_eff."""
 
     IF: np.ndarray
     NS: np.ndarray
@@ -211,18 +213,19 @@ class RidgeFactor(NamedTuple):
     C: np.ndarray
     XA: np.ndarray | None
 
-    def inverse(self) -> np.ndarray:
-        """H^{-1} = C^-T C^-1 (p^3 flops)."""
-        from scipy.linalg import cho_solve
+    @cached_property
+    def C_inv(self) -> np.ndarray:
+        from scipy.linalg import solve_triangular
 
-        return cho_solve((self.C, True), np.eye(self.C.shape[0]))
+        return solve_triangular(self.C, np.eye(self.C.shape[0]), lower=True)
+
+    def inverse(self) -> np.ndarray:
+        """H^{-1} = C^-T C^-1."""
+        return self.C_inv.T @ self.C_inv
 
     def effective_dimension(self, lam: float) -> float:
         """d_eff = tr(H^{-1} X^T diag(w) X) = p - lam tr(H^{-1}), tr(H^{-1}) = ||C^-1||_F^2."""
-        from scipy.linalg import solve_triangular
-
-        Ci = solve_triangular(self.C, np.eye(self.C.shape[0]), lower=True)
-        return float(self.C.shape[0] - lam * np.sum(Ci * Ci))
+        return float(self.C.shape[0] - lam * np.sum(self.C_inv * self.C_inv))
 
 
 def ridge_influences_direct(X, X0, g, w, lam: float, *, product: bool = False, block_rows: int = 4096) -> RidgeFactor:
