@@ -307,10 +307,37 @@ def test_cached_products_of_the_tail_model_and_the_sum_kernel_equal_the_direct_o
             for x, y in zip(a, b):
                 assert x["estimators"]["tracin"] == y["estimators"]["tracin"]
     IF, NS, h = C.ridge_influences(C.eigenbasis(X, X0), g, w, lam)
-    f = C.ridge_influences_direct(X, X0, g, w, lam, product=True, block_rows=64)
+    f = C.ridge_influences_direct(X, X0, g, w, lam, block_bytes=64 * 8 * X.shape[1])      # 5 row blocks
     np.testing.assert_allclose(f.IF, IF, rtol=1e-9, atol=1e-12 * np.abs(IF).max())
     np.testing.assert_allclose(f.NS, NS, rtol=1e-9, atol=1e-12 * np.abs(NS).max())
     np.testing.assert_allclose(f.h, h, rtol=1e-9)
     A = np.linalg.inv((X.T * w) @ X + lam * np.eye(X.shape[1]))
-    np.testing.assert_allclose(f.XA, X @ A, rtol=1e-8, atol=1e-12 * np.abs(X @ A).max())
-    assert f.effective_dimension(lam) == pytest.approx(C.hessian_effective_dimension(C.eigenbasis(X, X0), w, lam), rel=1e-10)
+    np.testing.assert_allclose(f.solve(X0.T), A @ X0.T, rtol=1e-8, atol=1e-12 * np.abs(A @ X0.T).max())
+    d_eff = C.hessian_effective_dimension(C.eigenbasis(X, X0), w, lam)
+    for columns in (2048, 16):
+        assert f.effective_dimension(lam, columns=columns) == pytest.approx(d_eff, rel=1e-10)
+
+
+def test_top_path_reads_a_memory_map_by_row_blocks_and_predicts_what_the_array_gives(tmp_path, monkeypatch):
+    """The top-eigenpair path with the rows in a float32 memory map, seen through `theory.rows.Rows`
+    (a subset of them, blocks of 7 rows), predicts what the same rows in memory give, and never
+    converts the whole matrix."""
+    import theory.rows as R
+
+    X, g, w, X0, L, lam = decaying_problem(n=300, p=60, T=5)
+    X32 = np.lib.format.open_memmap(tmp_path / "X.npy", mode="w+", dtype=np.float32, shape=(320, 60))
+    keep = np.sort(np.random.default_rng(0).choice(320, 300, replace=False))
+    X32[keep] = X
+    X32.flush()
+    X = np.asarray(X32[keep], dtype=np.float64)              # the float32 values, in memory
+    view = R.Rows(np.load(tmp_path / "X.npy", mmap_mode="r"), keep)
+    monkeypatch.setattr(R, "BLOCK_BYTES", 7 * 8 * 60)
+    monkeypatch.setattr(R.Rows, "__array__", lambda *a, **k: pytest.fail("the rows were converted whole"))
+    a = ConditionalModel(X, g, X0, L, top=20, seed=1).predict(12, 0.01, [1, 4])
+    b = ConditionalModel(view, g, X0, L, top=20, seed=1).predict(12, 0.01, [1, 4])
+    for x, y in zip(a, b):
+        for name, metrics in x["estimators"].items():
+            for m, v in metrics.items():
+                assert y["estimators"][name][m]["mean"] == pytest.approx(v["mean"], rel=1e-9, abs=1e-12)
+    f, fv = C.ridge_influences_direct(X, X0, g, w, lam), C.ridge_influences_direct(view, X0, g, w, lam)
+    np.testing.assert_allclose(fv.NS, f.NS, rtol=1e-9, atol=1e-12 * np.abs(f.NS).max())

@@ -265,3 +265,39 @@ def test_recommend_finds_the_smallest_k_and_interpolates_within_the_tolerance():
         assert k_star <= rec["k"] <= 1.02 * k_star + 1 and rec["predicted"] >= target
         evals.append(len(calls) - len(grid))
     assert np.mean(evals) < 4.0
+
+
+@pytest.mark.parametrize("family", ["logistic", "poisson"])
+def test_streamed_leave_one_out_of_a_few_points_equals_the_engine(family, tmp_path):
+    """`plan_conditional.loo_points` (the chord iteration on the coefficients, by row blocks of a
+    float32 memory map through the Cholesky factor of H) gives the engine's exact LOO
+    (`sims.engine.loo.exact_loo`) at the same points, and its first step is the Newton step."""
+    import jax
+
+    from sims.runs.plan_conditional import _loo_points_engine, loo_points
+    from theory.conditional import ridge_influences_direct
+    from theory.families import get_family
+    from theory.rows import Rows
+    from sims.runs.features import feature_spectrum
+
+    X, y = _logistic(n=260, p=30, seed=3)
+    if family == "poisson":
+        y = np.random.default_rng(1).poisson(np.exp(X @ np.full(30, 0.05))).astype(float)
+    X = X.astype(np.float32)
+    np.save(tmp_path / "X.npy", X)
+    view = Rows(np.load(tmp_path / "X.npy", mmap_mode="r"), np.arange(20, 260))
+    Xtr, ytr, X0 = X[20:].astype(np.float64), y[20:], X[:20].astype(np.float64)
+    lam, fam = 0.5, get_family(family)
+    beta, _ = fit_glm(Xtr, ytr, family, lam, feature_spectrum(Xtr))
+    g, w = np.asarray(fam.grad(ytr, Xtr @ beta)), np.asarray(fam.hess(ytr, Xtr @ beta))
+    factor = ridge_influences_direct(view, X0, g, w, lam)
+    pts = np.asarray([0, 7, 100, 238, 239])
+    kw = dict(family=family, lam=lam, beta=beta, g=g, w=w, points=pts)
+    ours, done = loo_points(view, ytr, X0, factor=factor, **kw)
+    assert done.all()
+    engine = _loo_points_engine(Xtr, ytr, X0, **kw)
+    np.testing.assert_allclose(ours, engine, rtol=1e-7, atol=1e-9 * np.abs(engine).max())
+    newton, _ = loo_points(view, ytr, X0, factor=factor, max_steps=1, **kw)
+    # the first step also removes the full fit's residual gradient (||grad|| <= 1e-9 ||grad_0||), which NS leaves in
+    np.testing.assert_allclose(newton, factor.NS[:, pts], rtol=0, atol=1e-7 * np.abs(newton).max())
+    assert np.abs(ours - newton).max() > 1e-6 * np.abs(ours).max()        # the LOO is not the Newton step

@@ -120,12 +120,12 @@ def eigenbasis(X, X0, weights=None, top: int | None = None, seed: int = 0) -> Ba
     of the n x n Gram (then U = X^T diag(v)^1/2 W s^-1/2) when n < p. Eigenvalues below
     max(s) max(n, p) eps count as zero (they enter the rank, not the kernel's equivalent).
     top = r: only the top r eigenpairs (`top_eigenbasis`), with the tail model."""
-    X = np.asarray(X, dtype=np.float64)
     X0 = np.asarray(X0, dtype=np.float64)
+    if top is not None:
+        return top_eigenbasis(X, X0, top, seed, weights)
+    X = np.asarray(X, dtype=np.float64)
     n, p = X.shape
     Y = X if weights is None else X * np.sqrt(np.asarray(weights, dtype=np.float64))[:, None]
-    if top is not None:
-        return top_eigenbasis(X, X0, Y, top, seed)
     if p <= n:
         s, U = np.linalg.eigh(Y.T @ Y)
         s = np.clip(s, 0.0, None)
@@ -146,19 +146,22 @@ def eigenbasis(X, X0, weights=None, top: int | None = None, seed: int = 0) -> Ba
 TOP_OVERSAMPLE, TOP_POWER_ITERS = 12, 2
 
 
-def top_eigenbasis(X, X0, Y, top: int, seed: int = 0) -> Basis:
-    """The top `top` eigenpairs of G = Y^T Y by a randomized range finder (Halko, Martinsson & Tropp
-    2011; 2 power iterations, 12 oversampling columns, the test matrix drawn with jax.random from
-    `seed`) and the tail model: the rest of tr G spread over the other min(n, p) - top directions
-    as a power-law continuation of the last computed eigenvalue (`covariance.power_tail`), and
-    R = (G + mu)^-1 acting off span(U) on a data vector as a scalar, weighted like the data's own
-    energy there (the tail eigenvalues t_j): u_perp^T R v_perp ~ rho1 u_perp . v_perp,
-    rho_q = sum_j t_j (t_j + mu)^-q / sum_j t_j (`Sketch`). This is exact when mu >> t_j (k well
-    below `top`) and for data vectors spread over the tail like the rows; its error is measured
-    against the exact eigenbasis in benchmarks/README.md. Cost: (2 + 2 power iterations) n p (top + 12)
-    flops, X U (n p top), X0 X^T (T n p) once."""
+def top_eigenbasis(X, X0, top: int, seed: int = 0, weights=None) -> Basis:
+    """The top `top` eigenpairs of G = X^T diag(weights) X by a randomized range finder (Halko,
+    Martinsson & Tropp 2011; 2 power iterations, 12 oversampling columns, the test matrix drawn
+    with jax.random from `seed`) and the tail model: the rest of tr G spread over the other
+    min(n, p) - top directions as a power-law continuation of the last computed eigenvalue
+    (`covariance.power_tail`), and R = (G + mu)^-1 acting off span(U) on a data vector as a scalar,
+    weighted like the data's own energy there (the tail eigenvalues t_j): u_perp^T R v_perp ~
+    rho1 u_perp . v_perp, rho_q = sum_j t_j (t_j + mu)^-q / sum_j t_j (`Sketch`). This is exact
+    when mu >> t_j (k well below `top`) and for data vectors spread over the tail like the rows;
+    its error is measured against the exact eigenbasis in benchmarks/README.md. X is read by row
+    blocks (`theory.rows`: an array, a memory map or `Rows`; it is kept, not copied, for the tail
+    model's products). Cost: (2 + 2 power iterations) n p (top + 12) flops, X U (n p top), X0 X^T
+    (T n p) once."""
     import jax
 
+    from . import rows
     from .covariance import power_tail
 
     n, p = X.shape
@@ -167,17 +170,22 @@ def top_eigenbasis(X, X0, Y, top: int, seed: int = 0) -> Basis:
         raise InvalidParameterError(f"top must be between 1 and min(n, p) - 1 = {rmax - 1}, got {top}.")
     ell = min(rmax, top + TOP_OVERSAMPLE)
     omega = np.asarray(jax.random.normal(jax.random.PRNGKey(seed), (p, ell), dtype=np.float64))
-    Q = np.linalg.qr(Y.T @ (Y @ omega))[0]
+    Q = np.linalg.qr(rows.gram(X, weights, omega))[0]
     for _ in range(TOP_POWER_ITERS):
-        Q = np.linalg.qr(Y.T @ (Y @ Q))[0]
-    YQ = Y @ Q
+        Q = np.linalg.qr(rows.gram(X, weights, Q))[0]
+    YQ = rows.times(X, Q)
+    if weights is not None:
+        YQ *= np.sqrt(np.asarray(weights, dtype=np.float64))[:, None]
     s, W = np.linalg.eigh(YQ.T @ YQ)
+    del YQ
     s, U = np.clip(s[::-1][:top], 0.0, None), (Q @ W[:, ::-1])[:, :top]
-    rest = max(float(np.einsum("ij,ij->", Y, Y)) - float(s.sum()), 0.0)
+    norms2 = rows.squared_norms(X)
+    energy = float(np.sum(norms2 if weights is None else norms2 * np.asarray(weights, dtype=np.float64)))
+    rest = max(energy - float(s.sum()), 0.0)
     tail = power_tail(float(s[-1]), rest, rmax - top) if rest > 0 else np.zeros(rmax - top)
-    Xt, X0t = X @ U, X0 @ U
-    xc2 = np.maximum(np.einsum("ij,ij->i", X, X) - np.einsum("ij,ij->i", Xt, Xt), 0.0)
-    x0c = X0 @ X.T - X0t @ Xt.T
+    Xt, X0t = rows.times(X, U), X0 @ U
+    xc2 = np.maximum(norms2 - np.einsum("ij,ij->i", Xt, Xt), 0.0)
+    x0c = rows.times(X, X0.T).T - X0t @ Xt.T
     null2 = np.maximum(np.sum(X0 * X0, axis=1) - np.sum(X0t * X0t, axis=1), 0.0)
     order = np.argsort(s)                                   # ascending, like the exact bases
     return Basis(s[order], Xt[:, order], X0t[:, order], null2, p, rmax, U[:, order], tail=tail, X=X,
@@ -204,57 +212,58 @@ def ridge_influences(basis: Basis, g, w, lam: float):
 @dataclass(frozen=True)
 class RidgeFactor:
     """IF, NS (T x n) and leverages h (n,) of the ridge GLM computed in the feature coordinates
-    (`ridge_influences_direct`), with the Cholesky factor C of H = X^T diag(w) X + lam I and, when
-    asked for, X H^{-1} (n x p). C^-1 is computed once (p^3 / 3) for both H^{-1} and d_eff."""
+    (`ridge_influences_direct`), with the Cholesky factor C of H = X^T diag(w) X + lam I."""
 
     IF: np.ndarray
     NS: np.ndarray
     h: np.ndarray
     C: np.ndarray
-    XA: np.ndarray | None
 
-    @cached_property
-    def C_inv(self) -> np.ndarray:
+    def solve(self, V) -> np.ndarray:
+        """H^{-1} V (2 p^2 flops per column)."""
+        from scipy.linalg import cho_solve
+
+        return cho_solve((self.C, True), V)
+
+    def effective_dimension(self, lam: float, columns: int = 2048) -> float:
+        """d_eff = tr(H^{-1} X^T diag(w) X) = p - lam tr(H^{-1}), tr(H^{-1}) = ||C^-1||_F^2 (p^3 / 3
+        flops, by blocks of columns of C^-1: p x `columns` memory)."""
         from scipy.linalg import solve_triangular
 
-        return solve_triangular(self.C, np.eye(self.C.shape[0]), lower=True)
+        p = self.C.shape[0]
+        total = 0.0
+        for j in range(0, p, columns):
+            E = np.zeros((p, min(columns, p - j)))
+            E[np.arange(j, j + E.shape[1]), np.arange(E.shape[1])] = 1.0
+            Z = solve_triangular(self.C, E, lower=True)
+            total += float(np.sum(Z * Z))
+        return float(p - lam * total)
 
-    def inverse(self) -> np.ndarray:
-        """H^{-1} = C^-T C^-1."""
-        return self.C_inv.T @ self.C_inv
 
-    def effective_dimension(self, lam: float) -> float:
-        """d_eff = tr(H^{-1} X^T diag(w) X) = p - lam tr(H^{-1}), tr(H^{-1}) = ||C^-1||_F^2."""
-        return float(self.C.shape[0] - lam * np.sum(self.C_inv * self.C_inv))
-
-
-def ridge_influences_direct(X, X0, g, w, lam: float, *, product: bool = False, block_rows: int = 4096) -> RidgeFactor:
+def ridge_influences_direct(X, X0, g, w, lam: float, *, block_bytes: int | None = None) -> RidgeFactor:
     """IF, NS and the leverages of `ridge_influences` without an eigenbasis, for p <= n features
     too many for one (the top-eigenpair path): H = sum over row blocks of (B diag(w)^1/2)^T (.)
     + lam I (n p^2 / 2 flops), its Cholesky factor C (p^3 / 3), then per block Z = C^-1 B^T
-    (n p^2 / 2): h_i = ||Z_i||^2, IF_0i = -g_i (C^-1 x0)^T Z_i, NS = IF / (1 - w_i h_i); with
-    `product`, also X H^{-1} = (C^-T Z)^T (another n p^2 / 2). X may be float32 or a memory map:
-    the blocks are float64 copies."""
+    (n p^2 / 2): h_i = ||Z_i||^2, IF_0i = -g_i (C^-1 x0)^T Z_i, NS = IF / (1 - w_i h_i). X is read
+    by row blocks (`theory.rows`: an array, a memory map or `Rows`, float32 or float64)."""
     from scipy.linalg import solve_triangular
+
+    from . import rows
 
     n, p = X.shape
     g, w = np.asarray(g, dtype=np.float64), np.asarray(w, dtype=np.float64)
-    H = lam * np.eye(p)
-    for i in range(0, n, block_rows):
-        B = np.asarray(X[i:i + block_rows], dtype=np.float64) * np.sqrt(w[i:i + block_rows])[:, None]
-        H += B.T @ B
+    kw = {} if block_bytes is None else dict(block_bytes=block_bytes)
+    H = rows.gram(X, w)
+    H[np.diag_indices(p)] += lam
     C = np.linalg.cholesky(H)
+    del H
     Z0 = solve_triangular(C, np.asarray(X0, dtype=np.float64).T, lower=True)           # p x T
     IF, h = np.empty((Z0.shape[1], n)), np.empty(n)
-    XA = np.empty((n, p)) if product else None
-    for i in range(0, n, block_rows):
-        B = np.asarray(X[i:i + block_rows], dtype=np.float64)
+    for i, B in rows.blocks(X, **kw):
         Z = solve_triangular(C, B.T, lower=True)
         h[i:i + B.shape[0]] = np.sum(Z * Z, axis=0)
         IF[:, i:i + B.shape[0]] = -(Z0.T @ Z) * g[i:i + B.shape[0]]
-        if product:
-            XA[i:i + B.shape[0]] = solve_triangular(C, Z, lower=True, trans="T").T
-    return RidgeFactor(IF, IF / (1.0 - w * h), h, C, XA)
+    return RidgeFactor(IF, IF / (1.0 - w * h), h, C)
 
 
 def hessian_effective_dimension(basis: Basis, w, lam: float) -> float:
@@ -466,26 +475,37 @@ class TailProducts(NamedTuple):
     E = X^T diag(a^2) X~ (p x r), E0 = X^T diag(a^2) X0_perp^T (p x T, x0c = X0_perp X_perp^T the
     test rows' products off span(U)), EL = X^T (a L^T) (p x T) and e1 = X^T a (p,). Then
     X^T (a [L, m, b, 1]) = [EL, -(E (R X0~)^T + rho1 E0), E (R^2 X0~)^T + rho2 E0, e1] at every
-    (k, lamT) for p r T flops instead of n p 3T (`sampled_moments`)."""
+    (k, lamT) for p r T flops instead of n p 3T (`sampled_moments`); and X_perp e1_perp (n,), the
+    tail's part of F F^T 1 up to the scalar rho2 (no pass over the rows per (k, lamT))."""
 
     E: np.ndarray
     E0: np.ndarray
     EL: np.ndarray
     e1: np.ndarray
+    Xe1: np.ndarray
 
 
 def tail_products(basis: Basis, weights, truth: Truth) -> TailProducts:
-    a, X = weights, basis.X
+    from . import rows
+
+    a = weights
     a2 = a * a
-    return TailProducts(X.T @ (a2[:, None] * basis.Xt), X.T @ (a2[:, None] * basis.x0c.T), X.T @ (a[:, None] * truth.L.T),
-                        X.T @ a)
+    r, T = basis.Xt.shape[1], truth.L.shape[0]
+    prod = rows.t_times(basis.X, np.concatenate([a2[:, None] * basis.Xt, a2[:, None] * basis.x0c.T,
+                                                 a[:, None] * truth.L.T, a[:, None]], axis=1))     # one pass
+    e1 = prod[:, -1]
+    e1_perp = e1 - basis.U @ (basis.U.T @ e1)
+    Xe1 = rows.times(basis.X, e1_perp) - basis.Xt @ (basis.U.T @ e1_perp)
+    return TailProducts(prod[:, :r], prod[:, r:r + T], prod[:, r + T:r + 2 * T], e1, Xe1)
 
 
 def _rows_products(law: ScoreLaw, V, tp: TailProducts | None) -> np.ndarray:
     """X^T V for V = a [L, m, b, 1] (n x (3T + 1)): from `TailProducts` when given (fixed weights),
     else directly (n p (3T + 1) flops)."""
     if tp is None:
-        return law.basis.X.T @ V
+        from . import rows
+
+        return rows.t_times(law.basis.X, V)
     u1, u2 = law.basis.X0t * law.kern.r, law.basis.X0t * law.kern.r ** 2
     return np.concatenate([tp.EL, -(tp.E @ u1.T + law.kern.rho1 * tp.E0), tp.E @ u2.T + law.kern.rho2 * tp.E0,
                            tp.e1[:, None]], axis=1)
@@ -515,8 +535,13 @@ def sampled_moments(law: ScoreLaw, truth: Truth, Qii, Qd, pairs, tail_prods: Tai
     trFF2 = float(np.sum(aa * aa * Qii * Qii)) + (n - 1) * off / len(pairs.shifts)       # tr((F F^T)^2)
     F1sq = float(F1 @ F1)
     FFt1 = a * (Xt @ (r * F1[:r.size]))                                                 # F F^T 1
-    if law.basis.tail is not None:
-        FFt1 = FFt1 + a * math.sqrt(law.kern.rho2) * (law.basis.X @ F1[r.size:] - Xt @ (law.basis.U.T @ F1[r.size:]))
+    if law.basis.tail is not None and tail_prods is not None:    # F1 off span(U) = sqrt(rho2) e1_perp
+        FFt1 = FFt1 + a * law.kern.rho2 * tail_prods.Xe1
+    elif law.basis.tail is not None:
+        from . import rows
+
+        FFt1 = FFt1 + a * math.sqrt(law.kern.rho2) * (rows.times(law.basis.X, F1[r.size:])
+                                                      - Xt @ (law.basis.U.T @ F1[r.size:]))
     out = {"A": law.A, "c": law.c}
     for P in ("J", "I"):
         if P == "J":       # centre every n-vector; F^T J v = F^T v - mean(v) F^T 1
@@ -593,8 +618,9 @@ def _banded_pair_products(A, B, pairs: Pairs, scale=None) -> np.ndarray:
     band = np.arange(PAIR_BLOCK)[:, None] + np.arange(J)[None, :]
     for i0 in range(0, n, PAIR_BLOCK):
         b = min(PAIR_BLOCK, n - i0)
-        rows = A[pairs.perm[i0:i0 + b]]
-        blk = (rows if scale is None else rows * scale) @ B[pairs.perm[np.arange(i0 + 1, i0 + b + J) % n]].T  # b x (b+J-1)
+        rows = np.asarray(A[pairs.perm[i0:i0 + b]], dtype=np.float64)       # (memory maps: a gather, in float64)
+        partners = np.asarray(B[pairs.perm[np.arange(i0 + 1, i0 + b + J) % n]], dtype=np.float64)
+        blk = (rows if scale is None else rows * scale) @ partners.T                           # b x (b+J-1)
         out[:, i0:i0 + b] = np.take_along_axis(blk, band[:b], axis=1).T
     return out
 
@@ -701,13 +727,31 @@ def _check_array(name, a, ndim):
     return a
 
 
+def _is_streamed(X) -> bool:
+    from .rows import Rows
+
+    return isinstance(X, (Rows, np.memmap))
+
+
+def _check_streamed(X):
+    """A memory map or `Rows` of the features, checked by row blocks and kept (not copied)."""
+    from . import rows
+
+    if len(X.shape) != 2 or np.dtype(X.dtype).kind != "f":
+        raise InvalidParameterError(f"X must be a 2-D float array, got shape {X.shape} and dtype {X.dtype}.")
+    for i, B in rows.blocks(X):
+        if not np.all(np.isfinite(B)):
+            raise InvalidParameterError("X contains non-finite values (NaN or inf).")
+    return X
+
+
 class ConditionalModel:
     """The data-dependent part of the conditional theory, computed once: the eigenbases of X^T X
     (and X^T diag(w) X), the truth's ranks and the Grams of the closed forms. `predict` then
     evaluates any (k, lamT, M). Arrays in, predictions out: no fitting (g, w come from the user's fit)."""
 
     def __init__(self, X, g, X0, truth, *, w=None, lam=None, bases=None, top: int | None = None, seed: int = 0):
-        X = _check_array("X", X, 2)
+        X = _check_streamed(X) if top is not None and _is_streamed(X) else _check_array("X", X, 2)
         n, p = X.shape
         if n < 2 or p < 1:
             raise InvalidParameterError(f"X must have at least 2 rows and 1 column, got {n} x {p}.")

@@ -19,6 +19,7 @@ import numpy as np
 
 from theory.errors import EstimatorDoesNotExistError, InvalidParameterError, NotConvergedError
 from theory.estimators import CONDITIONAL, estimators_for
+from theory.rows import BLOCK_BYTES
 
 TRUTHS = ("auto", "loo", "ns")
 LOO_FLOPS = 1e10                 # flop/s assumed by the affordability rule (2 cores, float64, with margin)
@@ -50,24 +51,28 @@ def conditional_path(n: int, p: int, spectrum: str = "auto") -> str:
     return "top"
 
 
-def conditional_memory(n: int, p: int, T: int, path: str = "exact", top: int = TOP_RANK) -> int:
+def conditional_memory(n: int, p: int, T: int, path: str = "exact", top: int = TOP_RANK,
+                       in_memory: bool = False) -> int:
     """Bytes the conditional plan holds. Exact path: the training rows in float64, X U and its
-    squares (n r each, r = min(n, p)), the eigenvectors and two r x r Grams, and the T x n arrays
-    of the law. Top path: the rows and X H^{-1} in float64 with their copies for the LOO check
-    (4 n p), H and its factor (2 p^2), the randomized range finder (3 p (r + 12)), X U and its
-    squares (2 n r) and the law's T x n and p x T arrays."""
+    squares (n r each, r = min(n, p)), the eigenvectors and two r x r Grams, H and its factor
+    (p <= n), and the T x n arrays of the law. Top path (the rows stay in the file, read by row
+    blocks of `theory.rows`): H and its factor (2 p^2), the range finder (3 p l, l = top + 12, and
+    X Q, n l), X U and its squares (2 n r), the tail model's products (n (r + 2T) while they are
+    formed), about 12 T x n arrays (IF, NS, the truth's ranks, the law's means) and two row blocks;
+    `in_memory` (an exact LOO truth, or --check, which hold the rows) adds 3 n p."""
     if path == "top":
-        r = top
-        return 8 * (4 * n * p + 2 * p * p + 3 * p * (r + 12) + 2 * n * r + 8 * T * n + 4 * p * (r + T))
+        r, ell = top, top + 12
+        held = 2 * p * p + 3 * p * ell + n * ell + 2 * n * r + n * (r + 2 * T) + 12 * T * n + p * (r + 2 * T + 1)
+        return 8 * (held + (3 * n * p if in_memory else 0)) + 2 * BLOCK_BYTES
     r = min(n, p)
-    return 8 * (3 * n * p + p * r + 4 * r * r + 8 * T * n)
+    return 8 * (3 * n * p + p * r + 4 * r * r + 8 * T * n + (2 * p * p if p <= n else 0))
 
 
-def _check_size(n: int, p: int, T: int, path: str, top: int) -> None:
+def _check_size(n: int, p: int, T: int, path: str, top: int, in_memory: bool = False) -> None:
     """One sentence when the conditional method is out of reach here."""
     from ..engine.simulate import _size, available_memory
 
-    need = conditional_memory(n, p, T, path, top)
+    need = conditional_memory(n, p, T, path, top, in_memory)
     have, where = available_memory()
     if path == "exact" and min(n, p) > CONDITIONAL_MAX:
         raise InvalidParameterError(
@@ -75,9 +80,11 @@ def _check_size(n: int, p: int, T: int, path: str, top: int) -> None:
             f"{min(n, p)}; eigh alone would take minutes): use --spectrum randomized (top eigenpairs and a tail "
             "model) or --method gaussian.")
     if need > 0.8 * have:
+        what = " (with the rows in memory for exact LOO or --check)" if in_memory else ""
         raise InvalidParameterError(
-            f"--method conditional needs about {_size(need)} here ({where}: {_size(have)}) for n = {n}, p = {p}: "
-            "subsample rows or use --method gaussian (randomized spectra, streamed) for features this large.")
+            f"--method conditional needs about {_size(need)}{what} here ({where}: {_size(have)}) for n = {n}, "
+            f"p = {p}: subsample rows, use --truth ns without --check, or --method gaussian (randomized spectra, "
+            "streamed) for features this large.")
 
 
 def loo_seconds(n: int, p: int) -> float:
@@ -136,14 +143,60 @@ def _truth(X, y, X0, *, family, lam, beta, g, w, IF, NS, truth, seed, progress, 
     m = min(NS_CHECK_POINTS, n)
     if m >= 3:
         pts = np.sort(np.asarray(jax.random.permutation(jax.random.PRNGKey(seed + 1), n))[:m])
-        L_sub = _loo_points(X, y, X0, family=family, lam=lam, beta=beta, g=g, w=w, points=pts, factor=factor)
-        agreement = dict(points=int(m), spearman=_row_spearman(NS[:, pts], L_sub))
+        if factor is None:
+            L_sub = _loo_points_engine(X, y, X0, family=family, lam=lam, beta=beta, g=g, w=w, points=pts)
+            done = np.ones(m, dtype=bool)
+        else:
+            L_sub, done = loo_points(X, y, X0, family=family, lam=lam, beta=beta, g=g, w=w, factor=factor,
+                                     points=pts)
+        agreement = dict(points=int(done.sum()), spearman=_row_spearman(NS[:, pts[done]], L_sub[:, done]))
+        if not done.all():
+            agreement["unconverged"] = int((~done).sum())
     return NS, "ns", rule, agreement
 
 
-def _loo_points(X, y, X0, *, family, lam, beta, g, w, points, factor=None):
-    """Exact LOO of `points` only, warm-started at the fit (`sims.engine.loo.exact_loo`); H^{-1}
-    and X H^{-1} from `factor` (`theory.conditional.RidgeFactor`) when given."""
+def loo_points(X, y, X0, *, family, lam: float, beta, g, w, factor, points, tol: float = 1e-10,
+               max_steps: int = 50):
+    """Exact LOO of `points` only: (T x m) x0^T (beta_hat - beta_{-i}) (the convention of
+    `sims.engine.loo.exact_loo`) and the points that reached the tolerance. The chord iteration of
+    that module, on the coefficients: beta <- beta - H_{-i}^{-1} grad F_{-i}(beta) from beta_hat,
+    with the leave-one-out Hessian at beta_hat applied by Sherman-Morrison through the plan's
+    Cholesky factor of H (`theory.conditional.RidgeFactor`): H_{-i}^{-1} v = H^{-1} v + coef_i a_i
+    (a_i^T v), a_i = H^{-1} x_i, coef_i = w_i / (1 - w_i h_i); its first step is the Newton step.
+    The m points move together: a step is one pass over the row blocks (X B and X^T g(y, X B),
+    4 n p m flops) and an m-column solve (2 p^2 m), so the rows are never held in float64. Stops a
+    point when ||grad F_{-i}|| <= tol s_i (s_i = ||x_i|| |g_i| + 1e-4 rms(g), as the engine)."""
+    from theory import rows
+    from theory.families import get_family
+
+    fam = get_family(family)
+    points = np.asarray(points)
+    m = points.size
+    Xi = rows.rows_at(X, points)                                         # m x p
+    Ai = factor.solve(Xi.T)                                              # p x m: a_i = H^-1 x_i
+    wi = w[points]
+    coef = wi / (1.0 - wi * factor.h[points])
+    scale = np.linalg.norm(Xi, axis=1) * np.abs(g[points]) + 1e-4 * math.sqrt(float(np.mean(g * g))) + 1e-300
+    B = np.repeat(np.asarray(beta, dtype=np.float64)[:, None], m, axis=1)
+    active = np.ones(m, dtype=bool)
+    cols = np.arange(m)
+    for _ in range(max_steps):
+        grad = lam * B
+        for i, blk in rows.blocks(X):
+            G = np.array(fam.grad(y[i:i + blk.shape[0], None], blk @ B), dtype=np.float64)
+            inside = (points >= i) & (points < i + blk.shape[0])
+            G[points[inside] - i, cols[inside]] = 0.0                    # leave point i out of column i
+            grad += blk.T @ G
+        active &= ~(np.linalg.norm(grad, axis=0) <= tol * scale)
+        if not active.any():
+            break
+        step = factor.solve(grad[:, active]) + Ai[:, active] * (coef[active] * np.sum(Ai[:, active] * grad[:, active], axis=0))
+        B[:, active] -= step
+    return np.asarray(X0, dtype=np.float64) @ (np.asarray(beta, dtype=np.float64)[:, None] - B), ~active
+
+
+def _loo_points_engine(X, y, X0, *, family, lam, beta, g, w, points):
+    """Exact LOO of `points` by the engine (`sims.engine.loo.exact_loo`), for n < p (no factor of H)."""
     import jax
     import jax.numpy as jnp
 
@@ -153,14 +206,21 @@ def _loo_points(X, y, X0, *, family, lam, beta, g, w, points, factor=None):
 
     Xd, yd, X0d = (jax.device_put(np.asarray(a, dtype=np.float64)) for a in (X, y, X0))
     bd, gd, wd = (jax.device_put(np.asarray(a, dtype=np.float64)) for a in (beta, g, w))
-    if factor is not None:
-        A, XA, finite = jax.device_put(factor.inverse()), jax.device_put(factor.XA), True
-    else:
-        A, XA, finite = _inverse_and_product(Xd, wd, lam)
+    A, XA, finite = _inverse_and_product(Xd, wd, lam)
     if not bool(finite):
         raise NotConvergedError("the Hessian at the fitted coefficients is numerically singular; use a larger lam.")
     fit = Fit(bd, Xd @ bd, gd, wd, Xd.T @ gd + lam * bd, jnp.asarray(0), jnp.asarray(0.0), jnp.asarray(0, jnp.int32))
     return np.asarray(exact_loo(family, Xd, yd, X0d, fit, A, lam, XA=XA, points=points).values)[:, points]
+
+
+def _training_rows(X, index, path: str):
+    """The training rows: in memory in float64 on the exact path; on the top path a `theory.rows.Rows`
+    view of X (a memory map stays mapped: every product with it runs by row blocks)."""
+    from theory.rows import Rows
+
+    if path == "top":
+        return Rows(X, index)
+    return np.asarray(X if index is None else X[index], dtype=np.float64)
 
 
 def _row_spearman(S, L) -> float:
@@ -186,6 +246,7 @@ def plan_conditional(X, y, *, family: str, lam: float, lam_trak: float, target: 
     recommendations are flagged)."""
     from theory.conditional import (ConditionalModel, eigenbasis, exact_metrics, hessian_effective_dimension,
                                     prepare_truth, ridge_influences, ridge_influences_direct)
+    from theory import rows
     from theory.families import get_family
 
     from .features import fit_glm
@@ -200,7 +261,8 @@ def plan_conditional(X, y, *, family: str, lam: float, lam_trak: float, target: 
     path = conditional_path(n_fit, p, spectrum)
     if path == "top" and not 1 <= top < p:
         raise InvalidParameterError(f"top must be between 1 and p - 1 = {p - 1}, got {top}.")
-    _check_size(n_all, p, T_rows, path, top)
+    _check_size(n_all, p, T_rows, path, top, in_memory=check or truth == "loo" or (
+        truth == "auto" and loo_seconds(n_fit, p) <= LOO_AUTO_SECONDS))
     if X_test is not None:
         X_test = np.asarray(X_test)
         if X_test.ndim != 2 or X_test.shape[1] != p:
@@ -210,11 +272,11 @@ def plan_conditional(X, y, *, family: str, lam: float, lam_trak: float, target: 
             raise InvalidParameterError("the test rows must be at least 2 rows of finite numbers.")
         if holdout is not None:
             raise InvalidParameterError("give either test rows or a hold-out size, not both.")
-        Xtr, ytr, X0 = np.asarray(X, dtype=np.float64), np.asarray(y, dtype=np.float64), X_test.astype(np.float64)
+        Xtr, ytr, X0 = _training_rows(X, None, path), np.asarray(y, dtype=np.float64), X_test.astype(np.float64)
         split = dict(kind="test rows", test_rows=int(X0.shape[0]), train_rows=n_all)
     else:
         tr, te = holdout_split(n_all, holdout, seed)
-        Xtr, ytr, X0 = (np.asarray(X[tr], dtype=np.float64), np.asarray(y, dtype=np.float64)[tr],
+        Xtr, ytr, X0 = (_training_rows(X, tr, path), np.asarray(y, dtype=np.float64)[tr],
                         np.asarray(X[te], dtype=np.float64))
         split = dict(kind="hold-out", test_rows=int(te.size), train_rows=int(tr.size), seed=seed)
     n = Xtr.shape[0]
@@ -223,20 +285,20 @@ def plan_conditional(X, y, *, family: str, lam: float, lam_trak: float, target: 
     top = top if path == "top" else None
     t0 = time.perf_counter()
     basis = eigenbasis(Xtr, X0, top=top, seed=seed)
-    trace = float(np.sum(Xtr * Xtr))
+    trace = float(np.sum(rows.squared_norms(Xtr)))
     timings["eigenbasis_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     fit_info = {"given": beta is not None}
     if beta is None:
         beta, info = fit_glm(Xtr, ytr, family, lam, _spectrum_of(basis, trace))
         fit_info.update(info)
-    eta = Xtr @ beta
+    eta = rows.times(Xtr, beta)
     g, w = np.asarray(fam.grad(ytr, eta), dtype=np.float64), np.asarray(fam.hess(ytr, eta), dtype=np.float64)
     factor = None
     if p > n:              # the n-dimensional eigenbasis is the cheap coordinates
         IF, NS, _ = ridge_influences(basis, g, w, lam)
-    else:                  # the Cholesky factor of H (and X H^{-1}, which the LOO check reuses)
-        factor = ridge_influences_direct(Xtr, X0, g, w, lam, product=truth != "loo")
+    else:                  # the Cholesky factor of H (which the LOO check reuses)
+        factor = ridge_influences_direct(Xtr, X0, g, w, lam)
         IF, NS = factor.IF, factor.NS
     timings["fit_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()
