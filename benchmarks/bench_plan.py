@@ -8,7 +8,9 @@ wall time and its peak resident memory (ru_maxrss of the child).
         [--top 500] [--method conditional|gaussian|both] [--truth ns|loo|auto] [--save FILE.json]
 
 It prints the time of each step (the plan's `inputs.timings`) and the recommendation per M; --save
-keeps the whole JSON (e.g. to compare --spectrum randomized with exact on the same file).
+keeps the whole JSON (e.g. to compare --spectrum randomized with exact on the same file). --floor
+instead times, in this process on random float64 rows of the same shape, the kernels the exact path
+cannot avoid (`floor`): the least time any float64 implementation of it takes on this machine.
 
 Peak memory is reported twice: the child's peak RSS, which counts the pages of the memory-mapped
 file it has touched (reclaimable by the OS), and its peak anonymous memory (RssAnon, polled), what
@@ -27,6 +29,44 @@ from pathlib import Path
 import numpy as np
 
 
+def floor(n: int, p: int, T: int = 200, evaluations: int = 45) -> None:
+    """The float64 kernels that the exact path cannot avoid at this (n, p), timed here on random
+    rows: G = X^T X (SYRK, n p^2 flops), eigh(G) (~9 p^3), X U (2 n p^2), H = X^T diag(w) X (n p^2) with
+    its Cholesky factor (p^3 / 3) and one triangular solve against the rows (n p^2: leverages, IF, NS),
+    and one evaluation's product for the law's means, X~ [R X0~^T, R^2 X0~^T] (4 T n p), times the
+    `evaluations` a plan needs. Their sum is the least time the exact path can take on this machine."""
+    from scipy.linalg import solve_triangular
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((n, p)) / np.sqrt(p)
+    w = rng.random(n)
+    V = rng.standard_normal((p, 2 * T))
+    times = {}
+
+    def timed(name, f):
+        t0 = time.perf_counter()
+        out = f()
+        times[name] = time.perf_counter() - t0
+        return out
+
+    G = timed("X^T X", lambda: X.T @ X)
+    _, U = timed("eigh", lambda: np.linalg.eigh(G))
+    timed("X U", lambda: X @ U)
+    del G, U
+    Xw = X * np.sqrt(w)[:, None]
+    H = timed("X^T W X", lambda: Xw.T @ Xw)
+    del Xw
+    H[np.diag_indices(p)] += 1.0
+    C = timed("cholesky", lambda: np.linalg.cholesky(H))
+    timed("triangular solve", lambda: solve_triangular(C, X.T, lower=True))
+    fixed = sum(times.values())
+    timed("one evaluation's means", lambda: X @ V)
+    means = times["one evaluation's means"]
+    print("float64 floor of the exact path, " + ", ".join(f"{k} {v:.1f} s" for k, v in times.items()))
+    print(f"n={n} p={p}: {fixed + evaluations * means:.1f} s ({fixed:.1f} s once, then {means:.2f} s for each "
+          f"of {evaluations} evaluations of the means)")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=20000)
@@ -37,7 +77,11 @@ def main():
     ap.add_argument("--truth", default="ns", choices=("auto", "loo", "ns"))
     ap.add_argument("--top", type=int, default=None)
     ap.add_argument("--save", default=None)
+    ap.add_argument("--floor", action="store_true",
+                    help="time only the float64 kernels the exact path cannot avoid (in process, random rows)")
     a = ap.parse_args()
+    if a.floor:
+        return floor(a.n, a.p)
     with tempfile.TemporaryDirectory() as tmp:
         rng = np.random.default_rng(0)
         X = np.lib.format.open_memmap(Path(tmp) / "X.npy", mode="w+", dtype=np.float32, shape=(a.n, a.p))
@@ -75,8 +119,9 @@ def main():
             print("timings: " + ", ".join(f"{k} {v:.1f}" for k, v in timings.items()))
             print(f"spectrum: {res['inputs'].get('spectrum_method')}")
             for rec in res["recommendation"]:
-                print(f"  M = {rec['n_proj']}: k = {rec['k']}, predicted {rec['predicted']}"
-                      + (" (beyond the tail model)" if rec.get("beyond_tail_model") else ""))
+                what = (f"k = {rec['k']}, predicted {rec['predicted']}" if rec["k"] is not None else
+                        f"unreachable, ceiling {rec['ceiling']} at k = {rec['ceiling_k']}")
+                print(f"  M = {rec['n_proj']}: {what}" + (" (beyond the tail model)" if rec.get("beyond_tail_model") else ""))
         print(f"plan --method {a.method} --truth {a.truth} n={a.n} p={a.p} float32 ({a.n * a.p * 4 / 2**30:.2f} GiB file), "
               f"spectrum {a.spectrum}: "
               f"wall {wall:.1f} s, peak RSS {peak:.2f} GiB (of which anonymous memory {anon:.2f} GiB; the rest "

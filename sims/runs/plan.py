@@ -391,9 +391,10 @@ def format_plan(result: dict) -> str:
     lines.append(f"IF (no projection, {how}): {m} {ifrow[m]:.4f}; corrected variants: {i['variants']}")
     beyond = [rec["n_proj"] for rec in result["recommendation"] if rec.get("beyond_tail_model")]
     if beyond:
-        lines.append(f"warning: for M = {', '.join(map(str, beyond))} the recommended k lies beyond the tail model's "
-                     f"accurate range ({i['spectrum_method']}); the prediction there can be off by several "
-                     "hundredths: rerun with a larger --top, --spectrum exact, or verify with --check.")
+        lines.append(f"warning: for M = {', '.join(map(str, beyond))} the recommended k (or, unreachable, the "
+                     f"ceiling's k) lies beyond the tail model's accurate range ({i['spectrum_method']}); the "
+                     "prediction there can be off by several hundredths: rerun with a larger --top, --spectrum "
+                     "exact, or verify with --check.")
     if any(rec["k"] is None for rec in result["recommendation"]):
         lines.append(f"the target {i['target']:g} is unreachable for some M at lam_T = {i['lam_trak']:g}: "
                      "the ceiling column is the best predicted value on the k grid.")

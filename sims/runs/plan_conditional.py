@@ -3,11 +3,13 @@ own rows (`theory.conditional`, docs/theory.md §11), where the projection is th
 
 Pipeline (docs/plan.md): split test rows off (a seeded hold-out of min(200, n/10) rows, or --test);
 eigenbasis of X^T X on the training rows (it also preconditions the fit); fit the ridge GLM
-(`features.fit_glm`) or take beta; IF and NS exactly in that eigenbasis; the truth (exact LOO when
-affordable, else the Newton step, with NS's agreement with exact LOO on a subsample reported);
-then the conditional theory along k for every M, the recommendation, the best lam_T, the k ~ d_eff
-rule and, with `check`, TRAK with real sketches at the recommended k. lam and lam_T are on the
-user's scale: the conditional theory needs no mapping to suite units.
+(`features.fit_glm`) or take beta; IF and NS exactly (from H's Cholesky factor when p <= n, else in
+the eigenbasis); the truth (exact LOO when affordable, else the Newton step, with NS's agreement
+with exact LOO on a subsample reported, `loo_points`); then the conditional theory along k for
+every M, the recommendation, the best lam_T, the k ~ d_eff rule and, with `check`, TRAK with real
+sketches at the recommended k. lam and lam_T are on the user's scale: the conditional theory needs
+no mapping to suite units. On the top-eigenpair path the training rows stay where they are (a
+memory map stays mapped, `theory.rows.Rows`) and every product with them runs by row blocks.
 """
 
 from __future__ import annotations
@@ -370,7 +372,8 @@ def plan_conditional(X, y, *, family: str, lam: float, lam_trak: float, target: 
     recommendation = recommend(k_grid, list(n_proj), value, target, rel_tol=K_REL_TOL)
     if top is not None:    # the tail model's accurate range (benchmarks/README.md, bench_plan)
         for rec in recommendation:
-            rec["beyond_tail_model"] = rec["k"] is not None and rec["k"] > TOP_ACCURATE * top
+            k = rec["k"] if rec["k"] is not None else rec.get("ceiling_k")     # unreachable: its ceiling's k
+            rec["beyond_tail_model"] = k is not None and k > TOP_ACCURATE * top
     timings["curve_s"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
