@@ -52,10 +52,10 @@ def floor(n: int, p: int, T: int = 200, evaluations: int = 45) -> None:
     G = timed("X^T X", lambda: X.T @ X)
     _, U = timed("eigh", lambda: np.linalg.eigh(G))
     timed("X U", lambda: X @ U)
-    del G, U
+    G = U = None              # free them before the next kernels
     Xw = X * np.sqrt(w)[:, None]
     H = timed("X^T W X", lambda: Xw.T @ Xw)
-    del Xw
+    Xw = None
     H[np.diag_indices(p)] += 1.0
     C = timed("cholesky", lambda: np.linalg.cholesky(H))
     timed("triangular solve", lambda: solve_triangular(C, X.T, lower=True))

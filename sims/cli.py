@@ -316,7 +316,8 @@ def _add_plan(sub) -> None:
     p.add_argument("--n-proj", type=_int, nargs="+", default=[1, 2, 4, 8, 16],
                    help="numbers of projections M (default: 1 2 4 8 16)")
     p.add_argument("--k-grid", type=_int, nargs="+", default=None,
-                   help="projection sizes k (default: about 40 from 1 to the largest valid k)")
+                   help="projection sizes k (default: geometric from 1 to the largest valid k, about 20 points "
+                        "with --method conditional, 40 with gaussian)")
     p.add_argument("--spectrum", default="auto", choices=("auto", "exact", "randomized"),
                    help="eigenbasis of X^T X. conditional method: auto = exact when min(n, p) <= 8000, else "
                         "randomized: the top --top eigenpairs and a tail model (accurate for k up to 0.6 top, "

@@ -273,8 +273,6 @@ def test_streamed_leave_one_out_of_a_few_points_equals_the_engine(family, tmp_pa
     """`plan_conditional.loo_points` (the chord iteration on the coefficients, by row blocks of a
     float32 memory map through the Cholesky factor of H) gives the engine's exact LOO
     (`sims.engine.loo.exact_loo`) at the same points, and its first step is the Newton step."""
-    import jax
-
     from sims.runs.plan_conditional import _loo_points_engine, loo_points
     from theory.conditional import ridge_influences_direct
     from theory.families import get_family

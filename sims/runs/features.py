@@ -34,13 +34,14 @@ import numpy as np
 from theory.covariance import power_tail
 from theory.errors import InvalidParameterError
 from theory.families import Family, get_family
+from theory.rows import BLOCK_BYTES, block_rows, gram, t_times
+from theory.rows import blocks as row_blocks
 from theory.solvers import Status, check_status, conjugate_gradient, damped_newton_minimize, host_while_loop
 
 EXACT_MAX = 2000            # exact eigendecomposition when min(n, p) <= this
 TOP = 500                   # eigenpairs of the randomized path
 OVERSAMPLE = 12
 POWER_ITERS = 2
-BLOCK_BYTES = 128 * 2**20   # float64 bytes of one row block
 CG_MAX_STEPS = 500          # conjugate-gradient steps per Newton system of `fit_glm`
 
 
@@ -96,14 +97,6 @@ def load_test_rows(path):
     return z
 
 
-def row_blocks(X, block_bytes: int = BLOCK_BYTES):
-    """Yield (start, block) with block a float64 copy of at most block_bytes of rows of X."""
-    n, p = X.shape
-    rows = max(1, block_bytes // (8 * p))
-    for i in range(0, n, rows):
-        yield i, np.asarray(X[i:i + rows], dtype=np.float64)
-
-
 def check_features(X, y, family: Family | str):
     """Validate (X, y) for `family`; return X (untouched: memory maps stay mapped) and y (float64).
 
@@ -144,7 +137,7 @@ def matvec(X, v):
     out = np.empty(X.shape[0])
     if X.dtype == np.float32:
         v32 = v.astype(np.float32)
-        rows = max(1, BLOCK_BYTES // (8 * X.shape[1]))
+        rows = block_rows(X.shape[1])
         for i in range(0, X.shape[0], rows):
             out[i:i + rows] = X[i:i + rows] @ v32
         return out
@@ -156,7 +149,7 @@ def matvec(X, v):
 def rmatvec(X, u):
     """X^T u (p,), over row blocks."""
     out = np.zeros(X.shape[1])
-    rows = max(1, BLOCK_BYTES // (8 * X.shape[1]))
+    rows = block_rows(X.shape[1])
     for i in range(0, X.shape[0], rows):
         B = X[i:i + rows]
         if X.dtype == np.float32:
@@ -169,7 +162,7 @@ def rmatvec(X, u):
 def _gram_times(X, Q):
     """X^T (X Q) over row blocks (Q p x l), in X's precision for float32 features."""
     out = np.zeros((X.shape[1], Q.shape[1]))
-    rows = max(1, BLOCK_BYTES // (8 * max(X.shape[1], Q.shape[1])))
+    rows = block_rows(max(X.shape[1], Q.shape[1]))
     Qc = Q.astype(np.float32) if X.dtype == np.float32 else Q
     for i in range(0, X.shape[0], rows):
         B = X[i:i + rows] if X.dtype == np.float32 else np.asarray(X[i:i + rows], dtype=np.float64)
@@ -197,10 +190,7 @@ def feature_spectrum(X, *, method: str = "auto", top: int = TOP, power_iters: in
         raise InvalidParameterError("features X are all zero.")
     if method == "exact" or (method == "auto" and min(n, p) <= EXACT_MAX):
         if p <= n:
-            C = np.zeros((p, p))
-            for _, B in row_blocks(X):
-                C += B.T @ B
-            lam, V = np.linalg.eigh(C)
+            lam, V = np.linalg.eigh(gram(X))
             lam, V = lam[::-1], V[:, ::-1]
             how = "exact-primal"
         else:
@@ -214,7 +204,7 @@ def feature_spectrum(X, *, method: str = "auto", top: int = TOP, power_iters: in
             mu, U = mu[::-1], U[:, ::-1]
             keep = mu > mu[0] * max(n, p) * np.finfo(float).eps
             U, mu_k = U[:, keep], mu[keep]
-            V = rmatvec_many(X, U) / np.sqrt(mu_k)          # right singular vectors, p x r
+            V = t_times(X, U) / np.sqrt(mu_k)               # right singular vectors, p x r
             lam = np.concatenate([mu, np.zeros(p - n)])
             how = "exact-dual"
         lam = np.clip(lam, 0.0, None)
@@ -241,14 +231,6 @@ def feature_spectrum(X, *, method: str = "auto", top: int = TOP, power_iters: in
     if count > 0 and rest > 0:
         tail[:count] = power_tail(lam_t[-1], rest, count)
     return Spectrum(np.concatenate([lam_t, tail]), V, trace, "randomized", rmax)
-
-
-def rmatvec_many(X, U):
-    """X^T U (p x r) over row blocks."""
-    out = np.zeros((X.shape[1], U.shape[1]))
-    for i, B in row_blocks(X):
-        out += B.T @ U[i:i + B.shape[0]]
-    return out
 
 
 # -------------------------------------------------------------------------------------- fit
