@@ -55,9 +55,9 @@ def conditional_path(n: int, p: int, spectrum: str = "auto") -> str:
 
 def conditional_memory(n: int, p: int, T: int, path: str = "exact", top: int = TOP_RANK,
                        in_memory: bool = False) -> int:
-    """Bytes the conditional plan holds. Exact path: the training rows in float64, X U and its
-    squares (n r each, r = min(n, p)), the eigenvectors and two r x r Grams, H and its factor
-    (p <= n), and the T x n arrays of the law. Top path (the rows stay in the file, read by row
+    """Bytes the conditional plan holds. Exact path: the training rows in float64, X U, its squares
+    and its weighted copy while the closed forms' Grams are formed (n r each, r = min(n, p)), the
+    eigenvectors and four r x r Grams, H and its factor (p <= n), and the T x n arrays of the law. Top path (the rows stay in the file, read by row
     blocks of `theory.rows`): H and its factor (2 p^2), the range finder (3 p l, l = top + 12, and
     X Q, n l), X U and its squares (2 n r), the tail model's products (n (r + 2T) while they are
     formed), about 12 T x n arrays (IF, NS, the truth's ranks, the law's means) and two row blocks;
@@ -67,7 +67,7 @@ def conditional_memory(n: int, p: int, T: int, path: str = "exact", top: int = T
         held = 2 * p * p + 3 * p * ell + n * ell + 2 * n * r + n * (r + 2 * T) + 12 * T * n + p * (r + 2 * T + 1)
         return 8 * (held + (3 * n * p if in_memory else 0)) + 2 * BLOCK_BYTES
     r = min(n, p)
-    return 8 * (3 * n * p + p * r + 4 * r * r + 8 * T * n + (2 * p * p if p <= n else 0))
+    return 8 * (n * p + 3 * n * r + p * r + 4 * r * r + 8 * T * n + (2 * p * p if p <= n else 0))
 
 
 def _check_size(n: int, p: int, T: int, path: str, top: int, in_memory: bool = False) -> None:
