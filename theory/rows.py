@@ -12,10 +12,13 @@ BLOCK_BYTES = 128 * 2**20   # float64 bytes of one row block
 class Rows:
     """The rows `index` (sorted, or None for all) of X (an array or a memory map) without copying
     them: `shape`, `dtype`, and indexing by a slice or an integer array (positions among these
-    rows) read only the rows asked for. np.asarray(rows) copies them all (deliberately only)."""
+    rows) read only the rows asked for. np.asarray(rows) copies them all (deliberately only).
+    finite=True records that the caller has checked every value, so that consumers need not read
+    the file once more to do so."""
 
-    def __init__(self, X, index=None):
+    def __init__(self, X, index=None, finite: bool = False):
         self.X = X
+        self.finite = finite
         self.index = None if index is None else np.asarray(index)
         self.shape = (X.shape[0] if index is None else self.index.size, X.shape[1])
         self.dtype = X.dtype

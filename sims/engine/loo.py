@@ -501,12 +501,14 @@ class _WarmQueue:
         return (lanes, *self.place.split(take, pos), self.batch)
 
 
-def gradient_scales(X, g) -> tuple[np.ndarray, np.ndarray]:
+def gradient_scales(X, g, points=None) -> tuple[np.ndarray, np.ndarray]:
     """(s, row): s_i = ||x_i|| |g_i| + 1e-4 rms(g), the scale of point i's gradient that the
-    tolerance is relative to, and row_j = ||x_j||."""
+    tolerance is relative to, and row_j = ||x_j||; with `points`, X holds only those rows and s,
+    row are theirs (rms(g) still over every point)."""
     X, g = np.asarray(X), np.asarray(g)
     row = np.linalg.norm(X, axis=1)
-    return row * np.abs(g) + 1e-4 * np.sqrt(np.mean(g * g)) + 1e-300, row
+    gi = g if points is None else g[points]
+    return row * np.abs(gi) + 1e-4 * np.sqrt(np.mean(g * g)) + 1e-300, row
 
 
 def exact_loo(family: Family | str, X, y, X0, fit: Fit, A, lam, *, XA=None, tol: float = 1e-10,

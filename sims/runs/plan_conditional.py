@@ -57,8 +57,8 @@ def conditional_memory(n: int, p: int, T: int, path: str = "exact", top: int = T
                        in_memory: bool = False) -> int:
     """Bytes the conditional plan holds. Exact path: the training rows in float64, X U, its squares
     and its weighted copy while the closed forms' Grams are formed (n r each, r = min(n, p)), the
-    eigenvectors and four r x r Grams, H and its factor (p <= n), and the T x n arrays of the law. Top path (the rows stay in the file, read by row
-    blocks of `theory.rows`): H and its factor (2 p^2), the range finder (3 p l, l = top + 12, and
+    eigenvectors and four r x r Grams, H and its factor (p <= n), and the T x n arrays of the law.
+    Top path (the rows stay in the file, read by row blocks of `theory.rows`): H and its factor (2 p^2), the range finder (3 p l, l = top + 12, and
     X Q, n l), X U and its squares (2 n r), the tail model's products (n (r + 2T) while they are
     formed), about 12 T x n arrays (IF, NS, the truth's ranks, the law's means) and two row blocks;
     `in_memory` (an exact LOO truth, or --check, which hold the rows) adds 3 n p."""
@@ -171,6 +171,8 @@ def loo_points(X, y, X0, *, family, lam: float, beta, g, w, factor, points, tol:
     from theory import rows
     from theory.families import get_family
 
+    from ..engine.loo import gradient_scales
+
     fam = get_family(family)
     points = np.asarray(points)
     m = points.size
@@ -178,7 +180,7 @@ def loo_points(X, y, X0, *, family, lam: float, beta, g, w, factor, points, tol:
     Ai = factor.solve(Xi.T)                                              # p x m: a_i = H^-1 x_i
     wi = w[points]
     coef = wi / (1.0 - wi * factor.h[points])
-    scale = np.linalg.norm(Xi, axis=1) * np.abs(g[points]) + 1e-4 * math.sqrt(float(np.mean(g * g))) + 1e-300
+    scale, _ = gradient_scales(Xi, g, points)
     B = np.repeat(np.asarray(beta, dtype=np.float64)[:, None], m, axis=1)
     active = np.ones(m, dtype=bool)
     cols = np.arange(m)
@@ -192,8 +194,8 @@ def loo_points(X, y, X0, *, family, lam: float, beta, g, w, factor, points, tol:
         active &= ~(np.linalg.norm(grad, axis=0) <= tol * scale)
         if not active.any():
             break
-        step = factor.solve(grad[:, active]) + Ai[:, active] * (coef[active] * np.sum(Ai[:, active] * grad[:, active], axis=0))
-        B[:, active] -= step
+        G, A = grad[:, active], Ai[:, active]
+        B[:, active] -= factor.solve(G) + A * (coef[active] * np.sum(A * G, axis=0))      # H_{-i}^{-1} grad
     return np.asarray(X0, dtype=np.float64) @ (np.asarray(beta, dtype=np.float64)[:, None] - B), ~active
 
 
@@ -221,7 +223,7 @@ def _training_rows(X, index, path: str):
     from theory.rows import Rows
 
     if path == "top":
-        return Rows(X, index)
+        return Rows(X, index, finite=True)          # `features.check_features` has checked every row
     return np.asarray(X if index is None else X[index], dtype=np.float64)
 
 
